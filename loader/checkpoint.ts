@@ -82,6 +82,7 @@ export class Checkpoint {
 
   /** The tensor's bytes as chunks of at most `chunkBytes` (rounded down to whole elements). */
   stream(ref: TensorRef, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncGenerator<Uint8Array> {
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0) throw new RangeError(`chunkBytes must be a positive integer, got ${chunkBytes}`);
     const elem = DTYPE_BYTES[ref.dtype];
     const step = Math.max(elem, chunkBytes - (chunkBytes % elem));
     return readChunks(this.file(ref.file), ref.begin, ref.end, step);
@@ -112,7 +113,7 @@ async function openShards(source: ModelSource, files: Map<string, ByteSource>) {
   let shardNames: string[];
   let weightMap: Record<string, string> | undefined;
   if (await source.exists(INDEX_FILE)) {
-    weightMap = parseIndex(await readJson(source, INDEX_FILE));
+    weightMap = parseIndex(await readJson(source, INDEX_FILE, 'bad-index'));
     shardNames = [...new Set(Object.values(weightMap))].sort();
     for (const s of shardNames) {
       if (!(await source.exists(s))) {

@@ -83,8 +83,8 @@ export function parseConfig(json: unknown, file = FILE): GptOssConfig {
   if (c.tie_word_embeddings === true) {
     throw new ModelLoadError('unsupported-config', 'tied embeddings are not part of gpt-oss', { file, field: 'tie_word_embeddings' });
   }
-  const quant = c.quantization_config as Json | undefined;
-  if (!original && (quant === undefined || quant.quant_method !== 'mxfp4')) {
+  const quant = c.quantization_config as Json | null | undefined;
+  if (!original && quant?.quant_method !== 'mxfp4') {
     throw new ModelLoadError('unsupported-config', `only MXFP4 experts are supported, got quant_method ${JSON.stringify(quant?.quant_method)}`, { file, field: 'quantization_config.quant_method' });
   }
 
@@ -102,8 +102,8 @@ export function parseConfig(json: unknown, file = FILE): GptOssConfig {
   const rope = parseRope(c, original, file);
   const layerTypes = parseLayerTypes(c, numLayers, file);
   const eos = c.eos_token_id;
-  const eosTokenIds = Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [200002, 199999, 200012];
-  if (!eosTokenIds.every((t) => Number.isSafeInteger(t) && t >= 0)) {
+  const eosTokenIds: unknown[] = eos === undefined || eos === null ? [200002, 199999, 200012] : Array.isArray(eos) ? eos : [eos];
+  if (!eosTokenIds.every((t) => Number.isSafeInteger(t) && (t as number) >= 0)) {
     throw new ModelLoadError('bad-config', `eos_token_id ${JSON.stringify(eos)} is not a token id or list of ids`, { file, field: 'eos_token_id' });
   }
 

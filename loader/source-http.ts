@@ -12,6 +12,9 @@ export interface HttpSourceOptions {
   retries?: number;
 }
 
+/** Files above this size must be served with Range support. */
+const MAX_UNRANGED_BYTES = 64 << 20;
+
 export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): ModelSource {
   const base = baseUrl.endsWith('/') ? baseUrl : baseUrl + '/';
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -37,6 +40,15 @@ export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): Mo
     throw lastError;
   }
 
+  /** The whole body; a connection that fails mid-body is an `http` ModelLoadError. */
+  async function body(file: string, res: Response): Promise<Uint8Array> {
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new ModelLoadError('http', `reading the body from ${url(file)} failed: ${(e as Error).message}`, { file, cause: e });
+    }
+  }
+
   /** Size from a one-byte range request (works through redirects and on CDNs that drop HEAD). */
   async function probe(file: string): Promise<number | null> {
     const res = await get(file, '0-0');
@@ -57,7 +69,7 @@ export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): Mo
         await res.body?.cancel();
         return Number(len);
       }
-      return (await res.arrayBuffer()).byteLength;
+      return (await body(file, res)).byteLength;
     }
     if (res.status === 416) {
       await res.body?.cancel();
@@ -81,15 +93,34 @@ export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): Mo
         async read(offset, length) {
           checkRange(file, size, offset, length);
           if (length === 0) return new Uint8Array(0);
-          const res = await get(file, `${offset}-${offset + length - 1}`);
-          if (res.status === 206) return checkLength(file, offset, length, new Uint8Array(await res.arrayBuffer()));
-          if (res.status === 200) {
-            // No Range support: take our slice of the whole body (only sensible for small files).
-            const all = new Uint8Array(await res.arrayBuffer());
-            return checkLength(file, offset, length, all.subarray(offset, offset + length));
+          const range = `${offset}-${offset + length - 1}`;
+          // A connection cut mid-body is as transient as a 503: the whole request is retried.
+          for (let attempt = 1; ; attempt++) {
+            const res = await get(file, range);
+            if (res.status !== 206 && res.status !== 200) {
+              await res.body?.cancel();
+              throw new ModelLoadError('http', `HTTP ${res.status} ${res.statusText} reading bytes ${range} of ${url(file)}`, { file });
+            }
+            if (res.status === 206) {
+              const start = /^bytes\s+(\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1];
+              if (start !== undefined && Number(start) !== offset) {
+                await res.body?.cancel();
+                throw new ModelLoadError('http', `asked for bytes ${range} of ${url(file)}, the server sent ${res.headers.get('content-range')}`, { file });
+              }
+            } else if (size > MAX_UNRANGED_BYTES) {
+              // The server ignores Range: reading a slice would download the whole file.
+              await res.body?.cancel();
+              throw new ModelLoadError('http', `${url(file)} does not support Range requests, needed to stream a ${size}-byte file`, { file });
+            }
+            let bytes: Uint8Array;
+            try {
+              bytes = await body(file, res);
+            } catch (e) {
+              if (attempt >= retries) throw e;
+              continue;
+            }
+            return checkLength(file, offset, length, res.status === 206 ? bytes : bytes.subarray(offset, offset + length));
           }
-          await res.body?.cancel();
-          throw new ModelLoadError('http', `HTTP ${res.status} ${res.statusText} reading bytes ${offset}-${offset + length - 1} of ${url(file)}`, { file });
         },
         async close() {},
       };

@@ -30,12 +30,16 @@ export async function readText(source: ModelSource, file: string): Promise<strin
   }
 }
 
-export async function readJson(source: ModelSource, file: string): Promise<unknown> {
+export async function readJson(
+  source: ModelSource,
+  file: string,
+  code: 'bad-config' | 'bad-index' = 'bad-config',
+): Promise<unknown> {
   const text = await readText(source, file);
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelLoadError('bad-config', `malformed JSON: ${(e as Error).message}`, { file, cause: e });
+    throw new ModelLoadError(code, `malformed JSON: ${(e as Error).message}`, { file, cause: e });
   }
 }
 

@@ -1,0 +1,45 @@
+/** Small helpers over node:util parseArgs that turn bad flags into one clear line. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function intFlag(value: string | undefined, flag: string, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function requireFlag<T>(value: T | undefined, flag: string): T {
+  if (value === undefined) throw new UsageError(`--${flag} is required`);
+  return value;
+}
+
+/** "5,17,200" -> [5, 17, 200] */
+export function parseIdList(value: string, flag: string): number[] {
+  const ids = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (ids.length === 0 || !ids.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    throw new UsageError(`--${flag} must be a comma-separated list of non-negative integers, got ${JSON.stringify(value)}`);
+  }
+  return ids;
+}
+
+/** "5GB", "200MiB", "1000" -> bytes */
+export function parseBytes(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(value.trim());
+  if (!m) throw new UsageError(`--${flag} must be a size such as 5GB or 512MiB, got ${JSON.stringify(value)}`);
+  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+  return Math.round(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}

