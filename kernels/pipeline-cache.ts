@@ -1,0 +1,69 @@
+/**
+ * Compute pipelines built once and cached under a readable key, which is also the GPU label
+ * (e.g. `f32_bf16w_matmul_k2880_n4096_bias`): the same name is the WGSL entry point family,
+ * the wrapper, the test case and the benchmark row.
+ */
+export class PipelineCache {
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** The pipeline for `key`, compiling `source()` (entry point `main`) on first use. */
+  get(key: string, source: () => string): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ label: key, code: source() });
+      p = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  get size(): number {
+    return this.pipelines.size;
+  }
+}
+
+/** A bind group over buffers given in binding order (binding i = buffers[i]). */
+export function bindBuffers(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  buffers: (GPUBuffer | GPUBufferBinding)[],
+  label?: string,
+): GPUBindGroup {
+  return device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((b, i) => ({ binding: i, resource: 'buffer' in b ? b : { buffer: b } })),
+  });
+}
+
+/** One recorded dispatch: everything needed to replay it into a compute pass. */
+export interface Dispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number?, number?];
+}
+
+export function encodeDispatches(pass: GPUComputePassEncoder, list: Iterable<Dispatch>): void {
+  for (const d of list) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
+  }
+}
+
+/** Splits a workgroup count that may exceed the per-dimension limit into (x, y). */
+export function grid2d(count: number, maxPerDim = 65535): [number, number] {
+  if (count <= maxPerDim) return [count, 1];
+  const y = Math.ceil(count / maxPerDim);
+  return [Math.ceil(count / y), y];
+}
+
+/** Formats a number as a WGSL f32 literal that round-trips exactly. */
+export function f32Literal(x: number): string {
+  const v = Math.fround(x);
+  if (!Number.isFinite(v)) throw new Error(`cannot write ${x} as a WGSL f32 literal`);
+  const s = v.toPrecision(9);
+  return /[.e]/.test(s) ? `${s}f` : `${s}.0f`;
+}
