@@ -2,6 +2,7 @@
  * The `gptoss` command line. Each subcommand lives in its own module; this file only routes.
  */
 import { ModelLoadError } from '../loader/errors.ts';
+import { ModelTooLargeError } from '../engine/memory-plan.ts';
 import { UsageError } from './args.ts';
 
 interface Command {
@@ -14,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   synth: async () => (await import('./synth.ts')).command,
   logits: async () => (await import('./logits.ts')).command,
   info: async () => (await import('./info.ts')).command,
+  plan: async () => (await import('./plan.ts')).command,
+  generate: async () => (await import('./generate.ts')).command,
 };
 
 async function help(): Promise<string> {
@@ -50,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`gptoss ${name}: ${(e as Error).message}\n\n${cmd.usage}`);
       return 2;
     }
-    if (e instanceof ModelLoadError) {
+    if (e instanceof ModelLoadError || e instanceof ModelTooLargeError || e instanceof RangeError) {
       console.error(`gptoss ${name}: ${e.message}`);
       return 1;
     }

@@ -5,8 +5,16 @@
  */
 export class PipelineCache {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private static readonly perDevice = new WeakMap<GPUDevice, PipelineCache>();
 
   constructor(readonly device: GPUDevice) {}
+
+  /** The cache shared by everything on `device` (models of the same shape compile once). */
+  static for(device: GPUDevice): PipelineCache {
+    let c = PipelineCache.perDevice.get(device);
+    if (!c) PipelineCache.perDevice.set(device, (c = new PipelineCache(device)));
+    return c;
+  }
 
   /** The pipeline for `key`, compiling `source()` (entry point `main`) on first use. */
   get(key: string, source: () => string): GPUComputePipeline {

@@ -13,6 +13,8 @@ export interface GpuContext {
   info: AdapterSummary;
   /** shader-f16 was granted. */
   f16: boolean;
+  /** A CPU implementation (SwiftShader, WARP...): kernels pick barrier-free variants. */
+  fallback: boolean;
   destroy(): void;
 }
 
@@ -44,6 +46,7 @@ export async function getGpu(): Promise<GPU> {
   const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis);
   if (!isNode) throw new GpuUnavailableError('WebGPU is not available in this environment (no navigator.gpu)');
   if (nodeGpu) return nodeGpu;
+  await (await import('./node-vulkan.ts')).chooseVulkanDriver();
   // Kept out of bundlers' static analysis: the browser build never includes Dawn.
   const specifier = 'webgpu';
   let mod: { create(flags: string[]): GPU; globals: Record<string, unknown> };
@@ -87,6 +90,8 @@ export async function createGpuContext(options: GpuOptions = {}): Promise<GpuCon
     adapter,
     device,
     f16,
+    fallback: (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true ||
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.architecture === 'swiftshader',
     info: {
       vendor: info?.vendor ?? '',
       architecture: info?.architecture ?? '',

@@ -12,6 +12,36 @@ import { FP4_VALUES, e8m0 } from '../../loader/numeric.ts';
 import { applyRope, ropeRow, yarnParams, type YarnParams } from './rope.ts';
 import { dot, loadWeights, type LayerWeights, type ModelWeights, type Mxfp4Experts } from './weights.ts';
 
+export interface ReferenceSessionOptions {
+  /** KV cache precision: 'f32' (default) or 'q8' (int8 with one scale per position and kv head). */
+  kv?: 'f32' | 'q8';
+}
+
+/**
+ * The 8-bit KV cache rounding, as kernels/kv-cache.ts stores it: per row of `headDim` values,
+ * q = clamp(roundHalfEven(x * (127 / max|x|)), -127, 127), value = q * (max|x| / 127), in f32.
+ */
+export function quantizeQ8Rows(x: Float32Array, headDim: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length; r += headDim) {
+    let max = 0;
+    for (let i = 0; i < headDim; i++) max = Math.max(max, Math.abs(x[r + i]!));
+    if (max === 0) continue;
+    const inv = Math.fround(127 / max);
+    const scale = Math.fround(max / 127);
+    for (let i = 0; i < headDim; i++) {
+      const q = Math.max(-127, Math.min(127, roundHalfEven(Math.fround(x[r + i]! * inv))));
+      out[r + i] = Math.fround(q * scale);
+    }
+  }
+  return out;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 export interface ForwardHooks {
   /** x = the residual stream AFTER layer `layer` (a copy); layer -1 = the embedding. */
   onHidden?(layer: number, position: number, x: Float32Array): void;
@@ -31,8 +61,9 @@ export class ReferenceModel {
     this.rope = yarnParams(config.rope, config.headDim);
   }
 
-  newSession(): ReferenceSession {
-    return new ReferenceSession(this);
+  /** `kv: 'q8'` stores keys and values as the GPU's 8-bit cache does (the reference for that path). */
+  newSession(options: ReferenceSessionOptions = {}): ReferenceSession {
+    return new ReferenceSession(this, options);
   }
 }
 
@@ -118,7 +149,7 @@ export class ReferenceSession {
   private readonly cos: Float64Array;
   private readonly sin: Float64Array;
 
-  constructor(readonly model: ReferenceModel) {
+  constructor(readonly model: ReferenceModel, readonly options: ReferenceSessionOptions = {}) {
     const c = model.config;
     this.caches = this.newCaches();
     this.cos = new Float64Array(c.headDim / 2);
@@ -178,7 +209,8 @@ export class ReferenceSession {
     applyRope(q, nq, D, this.cos, this.sin);
     applyRope(k, nkv, D, this.cos, this.sin);
     const cache = this.caches[l]!;
-    cache.push(k, v);
+    if (this.options.kv === 'q8') cache.push(quantizeQ8Rows(k, D), quantizeQ8Rows(v, D));
+    else cache.push(k, v);
 
     const first = c.layerTypes[l] === 'sliding' ? Math.max(0, pos - c.slidingWindow + 1) : 0;
     const n = pos - first + 1;

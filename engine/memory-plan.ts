@@ -1,0 +1,160 @@
+/**
+ * GPU memory plan, computed from the config and the adapter's limits before anything is
+ * uploaded: every weight buffer (the embedding and lm_head split into row chunks when they
+ * exceed maxStorageBufferBindingSize), the KV cache at the session's context limit, and the
+ * scratch activations of one prefill batch. A model that cannot fit fails here, with sizes.
+ */
+import type { GptOssConfig } from '../loader/config.ts';
+import { DTYPE_BYTES, numel } from '../loader/safetensors.ts';
+import { allParams, paramSpec, tensorName, type ParamName } from '../loader/weight-map.ts';
+import { kvCacheBytes, kvCapacity, type KvFormat } from '../kernels/kv-cache.ts';
+import { planRowChunks } from '../kernels/matmul-bf16.ts';
+
+export type { KvFormat };
+
+
+export interface PlanOptions {
+  /** Longest sequence a session can hold (prompt + generated tokens). */
+  contextLimit: number;
+  /** Tokens per prefill batch. */
+  maxBatch: number;
+  kvFormat: KvFormat;
+  /** Rows of logits kept at once (1 for generation; maxBatch when all positions are wanted). */
+  logitRows: number;
+}
+
+export interface AdapterLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  /** Optional cap on the total, e.g. the GPU's memory when the caller knows it. */
+  memoryLimit?: number;
+}
+
+export interface RowChunk {
+  rowStart: number;
+  rows: number;
+  bytes: number;
+}
+
+export interface WeightEntry {
+  param: ParamName;
+  layer?: number;
+  name: string;
+  bytes: number;
+  /** Set for row-split tensors (embedding, lm_head); otherwise one buffer. */
+  chunks?: RowChunk[];
+}
+
+export interface MemoryPlan {
+  weights: WeightEntry[];
+  weightBytes: number;
+  kvBytes: number;
+  kvBytesPerLayer: { layer: number; kind: string; capacity: number; bytes: number }[];
+  scratchBytes: number;
+  totalBytes: number;
+  options: PlanOptions;
+}
+
+export class ModelTooLargeError extends Error {
+  override name = 'ModelTooLargeError';
+  constructor(message: string, readonly neededBytes: number, readonly availableBytes: number) {
+    super(message);
+  }
+}
+
+/** Activation buffers of one batch (f32), named as the session allocates them. */
+export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, number> {
+  const T = o.maxBatch;
+  return {
+    x: T * c.hiddenSize * 4,
+    h: T * c.hiddenSize * 4,
+    q: T * c.numHeads * c.headDim * 4,
+    k: T * c.numKvHeads * c.headDim * 4,
+    v: T * c.numKvHeads * c.headDim * 4,
+    attn: T * c.numHeads * c.headDim * 4,
+    routerLogits: T * c.numExperts * 4,
+    expertIds: T * c.expertsPerToken * 4,
+    expertWeights: T * c.expertsPerToken * 4,
+    act: T * c.expertsPerToken * c.intermediateSize * 4,
+    hLast: o.logitRows * c.hiddenSize * 4,
+    logits: o.logitRows * c.vocabSize * 4,
+    tokens: (T + 1) * 4,
+    rope: 2 * o.contextLimit * (c.headDim / 2) * 4,
+  };
+}
+
+const SPLIT: ParamName[] = ['embed', 'lm_head'];
+
+export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOptions): MemoryPlan {
+  if (!Number.isSafeInteger(o.contextLimit) || o.contextLimit < 1 || o.contextLimit > c.maxPositions) {
+    throw new RangeError(`contextLimit ${o.contextLimit} must be between 1 and the model's max_position_embeddings ${c.maxPositions}`);
+  }
+  const maxBind = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const weights: WeightEntry[] = [];
+  for (const { param, layer } of allParams(c)) {
+    const spec = paramSpec(param);
+    const shape = spec.shape(c);
+    const bytes = numel(shape) * DTYPE_BYTES[spec.dtypes[0]!];
+    const name = tensorName(param, 'hf', layer);
+    if (SPLIT.includes(param)) {
+      const rowBytes = bytes / shape[0]!;
+      const chunks = planRowChunks(shape[0]!, rowBytes, maxBind).map((c) => ({ ...c, bytes: c.rows * rowBytes }));
+      weights.push({ param, layer, name, bytes, chunks });
+    } else if (bytes > maxBind) {
+      throw new ModelTooLargeError(
+        `tensor ${name} needs one ${fmtBytes(bytes)} buffer, but this adapter binds at most ${fmtBytes(maxBind)} ` +
+          `(maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}, maxBufferSize ${limits.maxBufferSize})`,
+        bytes, maxBind,
+      );
+    } else {
+      weights.push({ param, layer, name, bytes });
+    }
+  }
+  const weightBytes = weights.reduce((a, w) => a + w.bytes, 0);
+  const kvBytesPerLayer = c.layerTypes.map((kind, layer) => {
+    const capacity = kvCapacity(kind, c.slidingWindow, o.contextLimit, o.maxBatch);
+    return { layer, kind, capacity, bytes: kvCacheBytes(o.kvFormat, capacity, c.numKvHeads, c.headDim) };
+  });
+  const kvBytes = kvBytesPerLayer.reduce((a, l) => a + l.bytes, 0);
+  const scratch = scratchSizes(c, o);
+  for (const [name, bytes] of Object.entries(scratch)) {
+    if (bytes > maxBind) {
+      throw new ModelTooLargeError(`scratch buffer ${name} needs ${fmtBytes(bytes)}, over the adapter's ${fmtBytes(maxBind)} binding limit (lower maxBatch or contextLimit)`, bytes, maxBind);
+    }
+  }
+  for (const l of kvBytesPerLayer) {
+    if (l.bytes / 2 > maxBind) {
+      throw new ModelTooLargeError(`the KV cache of layer ${l.layer} needs ${fmtBytes(l.bytes / 2)} per buffer at context ${o.contextLimit}, over the adapter's ${fmtBytes(maxBind)} binding limit`, l.bytes / 2, maxBind);
+    }
+  }
+  const scratchBytes = Object.values(scratch).reduce((a, b) => a + b, 0);
+  const totalBytes = weightBytes + kvBytes + scratchBytes;
+  if (limits.memoryLimit !== undefined && totalBytes > limits.memoryLimit) {
+    throw new ModelTooLargeError(
+      `the model needs ${fmtBytes(totalBytes)} of GPU memory (weights ${fmtBytes(weightBytes)}, KV cache ${fmtBytes(kvBytes)} at context ${o.contextLimit}, ` +
+        `scratch ${fmtBytes(scratchBytes)}), but only ${fmtBytes(limits.memoryLimit)} is available`,
+      totalBytes, limits.memoryLimit,
+    );
+  }
+  return { weights, weightBytes, kvBytes, kvBytesPerLayer, scratchBytes, totalBytes, options: o };
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+/** A printable table of the plan. */
+export function describePlan(p: MemoryPlan): string {
+  const o = p.options;
+  const split = p.weights.filter((w) => w.chunks && w.chunks.length > 1).map((w) => `${w.name} in ${w.chunks!.length} chunks`);
+  return [
+    `context ${o.contextLimit}, KV ${o.kvFormat}, batch ${o.maxBatch}`,
+    `  weights  ${fmtBytes(p.weightBytes).padStart(10)}${split.length ? ` (${split.join(', ')})` : ''}`,
+    `  KV cache ${fmtBytes(p.kvBytes).padStart(10)}`,
+    `  scratch  ${fmtBytes(p.scratchBytes).padStart(10)}`,
+    `  total    ${fmtBytes(p.totalBytes).padStart(10)}`,
+  ].join('\n');
+}

@@ -1,0 +1,273 @@
+/**
+ * The MoE experts over MXFP4 weights, decoded on the fly from the checkpoint's raw bytes (no
+ * dequantised copy in GPU memory). Routing comes from the GPU buffers written by
+ * TopkSoftmaxKernel (router.ts): ids u32 [T, k], weights f32 [T, k].
+ *
+ * Weight layout (SPEC §3), all uploaded as raw bytes and read as array<u32>:
+ *   blocks u8 [E, rows, cols/32, 16]: byte j of block g holds input g*32 + 2j (low nibble) and
+ *   g*32 + 2j + 1 (high nibble), so the 8 nibbles of a little-endian word are 8 consecutive
+ *   inputs in order; scales u8 [E, rows, cols/32] (E8M0, 2^(s-127)); bias bf16 [E, rows].
+ *
+ * Work split shared by both kernels: a workgroup of 256 threads is ROWS rows x LANES lanes; the
+ * lanes of a row stride over its 32-element blocks (each lane decodes whole blocks: 4 words,
+ * one scale), then a tree reduction within the row's lanes. LANES is the block count rounded up
+ * to a power of two, at most 32, so small shapes do not leave most threads idle.
+ */
+import { BF16_FNS, STEP_STRUCT } from './common.ts';
+import { bindBuffers, f32Literal, type PipelineCache } from './pipeline-cache.ts';
+
+const WG = 256;
+
+export interface MoeParams {
+  hidden: number;
+  intermediate: number;
+  /** Experts per token. */
+  k: number;
+}
+
+export interface MoeGateUpParams extends MoeParams {
+  /** SwiGLU clamp (7.0 for gpt-oss). */
+  limit: number;
+  /** SwiGLU sigmoid slope (1.702 for gpt-oss). */
+  alpha: number;
+}
+
+function lanesFor(blocks: number): number {
+  let l = 1;
+  while (l < blocks && l < 32) l *= 2;
+  return l;
+}
+
+function checkShape(p: MoeParams): void {
+  if (p.hidden % 32 || p.intermediate % 32 || p.hidden <= 0 || p.intermediate <= 0) {
+    throw new Error(`moe: hidden ${p.hidden} and intermediate ${p.intermediate} must be positive multiples of 32`);
+  }
+  if (!(p.k >= 1)) throw new Error(`moe: k=${p.k} must be >= 1`);
+}
+
+/**
+ * WGSL shared by both kernels: e2m1 decode, the dot of one 32-element block with 8 vec4s of
+ * activations starting at `xv` (vec4 index), scaled by the block's E8M0 byte.
+ */
+function mxfp4Fns(xName: string): string {
+  return /* wgsl */ `
+const FP4 = array<f32, 16>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0);
+fn nib4(w: u32) -> vec4<f32> {
+  return vec4<f32>(FP4[w & 15u], FP4[(w >> 4u) & 15u], FP4[(w >> 8u) & 15u], FP4[(w >> 12u) & 15u]);
+}
+fn scale_byte(idx: u32) -> u32 { return (scales[idx >> 2u] >> ((idx & 3u) * 8u)) & 255u; }
+// block gi (global block index) dotted with ${xName}[xv .. xv + 8) (vec4s); ldexp keeps s == 0
+// (2^-127, subnormal) and never overflows for a partial sum that stays finite.
+fn block_dot(gi: u32, xv: u32) -> f32 {
+  var acc = 0.0;
+  for (var q = 0u; q < 4u; q++) {
+    let w = blocks[gi * 4u + q];
+    acc += dot(nib4(w), ${xName}[xv + 2u * q]) + dot(nib4(w >> 16u), ${xName}[xv + 2u * q + 1u]);
+  }
+  return ldexp(acc, i32(scale_byte(gi)) - 127);
+}
+fn bias_at(idx: u32) -> f32 { return bf16_at(bias[idx >> 1u], (idx & 1u) == 1u); }`;
+}
+
+/** Tree reduction of `partial` within each row's LANES consecutive entries. */
+function reduceRows(lanes: number): string {
+  return /* wgsl */ `
+  workgroupBarrier();
+  for (var s = ${Math.floor(lanes / 2)}u; s > 0u; s >>= 1u) {
+    if (lane < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }`;
+}
+
+/**
+ * f32_mf4w_moe_gateup_swiglu_h{H}_i{I}_k{k}:
+ *   u = W1[e] h[t] + b1[e] (2I rows, interleaved gate/linear), e = ids[t, j];
+ *   act[t, j, i] = min(u[2i], limit) * sigmoid(alpha * min(u[2i], limit)) * (clamp(u[2i+1], ±limit) + 1)
+ *
+ * Bindings: 0 step: Step uniform; 1 h: array<vec4<f32>> (f32 [T, H]); 2 ids: array<u32> [T, k];
+ *   3 blocks: array<u32> (u8 [E, 2I, H/32, 16]); 4 scales: array<u32> (u8 [E, 2I, H/32]);
+ *   5 bias: array<u32> (bf16 [E, 2I]); 6 act: array<f32> [T, k, I] (out).
+ * Grid: x = groups of ROWS/2 units, y = t * k + j (workgroups with t >= n_tokens exit).
+ */
+export function moeGateUpSource(p: MoeGateUpParams): string {
+  const G = p.hidden / 32;
+  const lanes = lanesFor(G);
+  const rows = WG / lanes;
+  return /* wgsl */ `
+${STEP_STRUCT}
+${BF16_FNS}
+const H: u32 = ${p.hidden}u;
+const I: u32 = ${p.intermediate}u;
+const K: u32 = ${p.k}u;
+const G: u32 = ${G}u;
+const LANES: u32 = ${lanes}u;
+const LIMIT: f32 = ${f32Literal(p.limit)};
+const ALPHA: f32 = ${f32Literal(p.alpha)};
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read> blocks: array<u32>;
+@group(0) @binding(4) var<storage, read> scales: array<u32>;
+@group(0) @binding(5) var<storage, read> bias: array<u32>;
+@group(0) @binding(6) var<storage, read_write> act: array<f32>;
+var<workgroup> partial: array<f32, ${WG}>;
+${mxfp4Fns('h')}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tj = wg.y;
+  if (tj / K >= step.n_tokens) { return; }
+  let e = ids[tj];
+  let r = lid / LANES;
+  let lane = lid % LANES;
+  let unit = wg.x * ${rows / 2}u + r / 2u;
+  let row = 2u * unit + (r & 1u);         // row of W1[e]: even = gate, odd = linear
+  let grow = e * 2u * I + row;            // row across experts
+  let hv = (tj / K) * (H / 4u);
+  var acc = 0.0;
+  if (unit < I) {
+    for (var g = lane; g < G; g += LANES) { acc += block_dot(grow * G + g, hv + g * 8u); }
+  }
+  partial[lid] = acc;
+${reduceRows(lanes)}
+  if (lane == 0u && (r & 1u) == 0u && unit < I) {
+    let u_glu = partial[lid] + bias_at(grow);
+    let u_lin = partial[lid + LANES] + bias_at(grow + 1u);
+    let glu = min(u_glu, LIMIT);
+    let lin = clamp(u_lin, -LIMIT, LIMIT);
+    act[tj * I + unit] = glu / (1.0 + exp(-ALPHA * glu)) * (lin + 1.0);
+  }
+}`;
+}
+
+/**
+ * f32_mf4w_moe_down_sum_h{H}_i{I}_k{k}:
+ *   x[t, o] += sum_j weights[t, j] * (W2[ids[t, j]] row o . act[t, j, :] + b2[ids[t, j], o])
+ *
+ * Bindings: 0 step: Step uniform; 1 act: array<vec4<f32>> (f32 [T, k, I]); 2 ids: array<u32> [T, k];
+ *   3 weights: array<f32> [T, k]; 4 blocks: array<u32> (u8 [E, H, I/32, 16]);
+ *   5 scales: array<u32> (u8 [E, H, I/32]); 6 bias: array<u32> (bf16 [E, H]);
+ *   7 x: array<f32> [T, H] (read-modify-write; one thread owns each (t, o), no atomics).
+ * Grid: x = groups of ROWS outputs, y = t.
+ */
+export function moeDownSource(p: MoeParams): string {
+  const G = p.intermediate / 32;
+  const lanes = lanesFor(G);
+  return /* wgsl */ `
+${STEP_STRUCT}
+${BF16_FNS}
+const H: u32 = ${p.hidden}u;
+const I: u32 = ${p.intermediate}u;
+const K: u32 = ${p.k}u;
+const G: u32 = ${G}u;
+const LANES: u32 = ${lanes}u;
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> act: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read> blocks: array<u32>;
+@group(0) @binding(5) var<storage, read> scales: array<u32>;
+@group(0) @binding(6) var<storage, read> bias: array<u32>;
+@group(0) @binding(7) var<storage, read_write> x: array<f32>;
+var<workgroup> partial: array<f32, ${WG}>;
+${mxfp4Fns('act')}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.y;
+  if (t >= step.n_tokens) { return; }
+  let r = lid / LANES;
+  let lane = lid % LANES;
+  let o = wg.x * ${WG / lanes}u + r;
+  var acc = 0.0;
+  if (o < H) {
+    for (var j = 0u; j < K; j++) {
+      let e = ids[t * K + j];
+      let grow = e * H + o;
+      let av = (t * K + j) * (I / 4u);
+      var s = 0.0;
+      for (var g = lane; g < G; g += LANES) { s += block_dot(grow * G + g, av + g * 8u); }
+      acc += weights[t * K + j] * s;
+    }
+  }
+  partial[lid] = acc;
+${reduceRows(lanes)}
+  if (lane == 0u && o < H) {
+    var b = 0.0;
+    for (var j = 0u; j < K; j++) { b += weights[t * K + j] * bias_at(ids[t * K + j] * H + o); }
+    x[t * H + o] += partial[lid] + b;
+  }
+}`;
+}
+
+export class MoeGateUpKernel {
+  readonly key: string;
+  readonly pipeline: GPUComputePipeline;
+  private readonly unitsPerGroup: number;
+
+  constructor(cache: PipelineCache, readonly p: MoeGateUpParams) {
+    checkShape(p);
+    this.key = `f32_mf4w_moe_gateup_swiglu_h${p.hidden}_i${p.intermediate}_k${p.k}`;
+    this.unitsPerGroup = WG / lanesFor(p.hidden / 32) / 2;
+    this.pipeline = cache.get(this.key, () => moeGateUpSource(p));
+  }
+
+  /** Buffers in binding order; see moeGateUpSource for their layouts. */
+  bind(
+    device: GPUDevice,
+    step: GPUBuffer,
+    h: GPUBuffer,
+    ids: GPUBuffer,
+    blocks: GPUBuffer,
+    scales: GPUBuffer,
+    bias: GPUBuffer,
+    act: GPUBuffer,
+  ): GPUBindGroup {
+    return bindBuffers(device, this.pipeline, [step, h, ids, blocks, scales, bias, act], this.key);
+  }
+
+  /** Records the experts' gate/up for `tokens` tokens (tokens * k <= 65535). */
+  encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup, tokens: number): void {
+    const slots = tokens * this.p.k;
+    if (slots > 65535) throw new Error(`${this.key}: ${tokens} tokens x k=${this.p.k} exceeds 65535 workgroups`);
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(this.p.intermediate / this.unitsPerGroup), slots);
+  }
+}
+
+export class MoeDownKernel {
+  readonly key: string;
+  readonly pipeline: GPUComputePipeline;
+  private readonly rowsPerGroup: number;
+
+  constructor(cache: PipelineCache, readonly p: MoeParams) {
+    checkShape(p);
+    this.key = `f32_mf4w_moe_down_sum_h${p.hidden}_i${p.intermediate}_k${p.k}`;
+    this.rowsPerGroup = WG / lanesFor(p.intermediate / 32);
+    this.pipeline = cache.get(this.key, () => moeDownSource(p));
+  }
+
+  /** Buffers in binding order; see moeDownSource for their layouts. */
+  bind(
+    device: GPUDevice,
+    step: GPUBuffer,
+    act: GPUBuffer,
+    ids: GPUBuffer,
+    weights: GPUBuffer,
+    blocks: GPUBuffer,
+    scales: GPUBuffer,
+    bias: GPUBuffer,
+    x: GPUBuffer,
+  ): GPUBindGroup {
+    return bindBuffers(device, this.pipeline, [step, act, ids, weights, blocks, scales, bias, x], this.key);
+  }
+
+  /** Records the experts' down projection and weighted sum into x for `tokens` tokens (<= 65535). */
+  encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup, tokens: number): void {
+    if (tokens > 65535) throw new Error(`${this.key}: ${tokens} tokens exceeds 65535 workgroups`);
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(this.p.hidden / this.rowsPerGroup), tokens);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The kernel case tables (test/kernels/index.ts) run in the page on navigator.gpu; the results go
+ * to window.__results for test/kernels.browser.test.ts to check in Node.
+ */
+import { createGpuContext, type AdapterSummary } from '../../engine/gpu/device.ts';
+import type { CaseResult } from '../gpu/check.ts';
+import { KERNEL_FAMILIES } from '../kernels/index.ts';
+
+/** Per family its results, or the error it threw; a string when the page could not run at all. */
+export type PageResults = Record<string, CaseResult[] | string> | string;
+
+declare global {
+  interface Window {
+    __results?: PageResults;
+    __adapter?: AdapterSummary;
+  }
+}
+
+const log = (line: string) => {
+  document.getElementById('log')!.textContent += `\n${line}`;
+  console.log(line); // echoed to the Node test's output
+};
+
+async function run(): Promise<PageResults> {
+  const gpu = await createGpuContext();
+  window.__adapter = gpu.info;
+  log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description}`);
+  const results: Record<string, CaseResult[] | string> = {};
+  for (const [family, cases] of Object.entries(KERNEL_FAMILIES)) {
+    const t0 = performance.now();
+    gpu.device.pushErrorScope('validation');
+    try {
+      const r = await cases(gpu.device);
+      const err = await gpu.device.popErrorScope();
+      results[family] = err ? `${family}: WebGPU validation error: ${err.message}` : r;
+    } catch (e) {
+      await gpu.device.popErrorScope();
+      results[family] = `${family} threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+    }
+    log(`${family}: ${typeof results[family] === 'string' ? 'error' : 'done'} in ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+  gpu.destroy();
+  return results;
+}
+
+run().then(
+  (r) => (window.__results = r),
+  (e: unknown) => (window.__results = `kernel page failed: ${e instanceof Error ? e.message : String(e)}`),
+);

@@ -1,0 +1,70 @@
+/**
+ * The WebGPU forward pass against the reference implementation's golden logits (f32 KV cache),
+ * and the 8-bit KV cache against the CPU reference that rounds its cache the same way.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Checkpoint } from '../loader/checkpoint.ts';
+import { directorySource } from '../loader/source-node.ts';
+import { GpuModel } from '../engine/gpu-model.ts';
+import { GpuSession } from '../engine/gpu-session.ts';
+import { loadReferenceModel } from '../engine/reference/model.ts';
+import { compareLogits } from './helpers/compare.ts';
+import { testGpu } from './gpu/node-device.ts';
+
+const GOLDEN = fileURLToPath(new URL('../../shared/golden/', import.meta.url));
+/** f32 activations and exactly decoded weights match the f32 reference to ~1e-4. */
+const TOL = 2e-3;
+
+async function golden(name: string) {
+  const dir = join(GOLDEN, name);
+  const expected = JSON.parse(await readFile(join(dir, 'expected.json'), 'utf8')) as { tokens: number[]; shape: [number, number] };
+  const logits = new Float32Array(new Uint8Array(await readFile(join(dir, 'logits.f32'))).buffer);
+  return { dir: join(dir, 'model'), tokens: expected.tokens, vocab: expected.shape[1], logits };
+}
+
+function expectClose(label: string, want: Float32Array, got: Float32Array, vocab: number, tol: number): void {
+  const r = compareLogits(label, want, got, vocab, tol);
+  console.log(`${label}: max |dlogit| ${r.maxDiff.toExponential(2)}`);
+  expect(r.failures, r.failures.join('\n')).toEqual([]);
+}
+
+for (const name of ['tiny', 'sharded']) {
+  describe(`GPU forward pass: golden ${name}`, () => {
+    let g: Awaited<ReturnType<typeof golden>>;
+    let ck: Checkpoint;
+    const models: GpuModel[] = [];
+    beforeAll(async () => {
+      g = await golden(name);
+      ck = await Checkpoint.open(await directorySource(g.dir));
+    });
+    afterAll(async () => {
+      models.forEach((m) => m.dispose());
+      await ck.close();
+    });
+
+    // Batches of 5: the sequence (14 and 24 tokens, windows 4 and 6) spans several prefill batches.
+    it('f32 cache: whole sequence in batches, then one token at a time', async () => {
+      const model = await GpuModel.load(ck, await testGpu(), { kvFormat: 'f32', maxBatch: 5, contextLimit: 32 });
+      models.push(model);
+      const session = new GpuSession(model, { allLogits: true });
+      expectClose(`${name} f32 whole`, g.logits, (await session.append(g.tokens, 'all'))!, g.vocab, TOL);
+      session.reset();
+      const step = new Float32Array(g.logits.length);
+      for (let i = 0; i < g.tokens.length; i++) step.set((await session.append([g.tokens[i]!], 'last'))!, i * g.vocab);
+      expectClose(`${name} f32 one-by-one`, g.logits, step, g.vocab, TOL);
+      session.dispose();
+    });
+
+    it('q8 cache: matches the reference with the same 8-bit cache rounding', async () => {
+      const model = await GpuModel.load(ck, await testGpu(), { kvFormat: 'q8', maxBatch: 5, contextLimit: 32 });
+      models.push(model);
+      const want = (await loadReferenceModel(ck)).newSession({ kv: 'q8' }).forward(g.tokens);
+      const session = new GpuSession(model, { allLogits: true });
+      expectClose(`${name} q8 whole vs reference-q8`, want, (await session.append(g.tokens, 'all'))!, g.vocab, TOL);
+      session.dispose();
+    });
+  });
+}
