@@ -16,28 +16,10 @@ import { generate } from '../engine/generate.ts';
 import { GREEDY } from '../engine/sampling.ts';
 import { ModelTooLargeError } from '../engine/memory-plan.ts';
 import { testGpu } from './gpu/node-device.ts';
+import { referenceGreedy } from './helpers/reference-greedy.ts';
 
 const PROMPT = [200006, 17360, 200008, 3575, 553, 17554, 162016, 11];
 const N = 32;
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
-  return best;
-}
-
-function referenceGreedy(ref: ReferenceModel, kv: 'f32' | 'q8'): number[] {
-  const s = ref.newSession({ kv });
-  let logits = s.forward(PROMPT);
-  const V = ref.config.vocabSize;
-  const out: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const id = argmax(logits.subarray(logits.length - V));
-    out.push(id);
-    logits = s.forward([id]);
-  }
-  return out;
-}
 
 describe('GPU generation on a synthetic tiny model (real vocabulary)', () => {
   let dir = '';
@@ -63,7 +45,7 @@ describe('GPU generation on a synthetic tiny model (real vocabulary)', () => {
       const session = new GpuSession(model);
       const streamed: number[] = [];
       const res = await generate(session, PROMPT, { maxTokens: N, sampling: GREEDY, onToken: (id) => streamed.push(id) });
-      const want = referenceGreedy(ref, kvFormat);
+      const want = referenceGreedy(ref, PROMPT, N, kvFormat);
       console.log(`${kvFormat}: ${res.tokens.join(',')}`);
       expect(res.tokens, `GPU greedy tokens vs reference (${kvFormat} cache)`).toEqual(want);
       expect(streamed).toEqual(res.tokens);

@@ -1,0 +1,61 @@
+/** The GPU memory plan: sizes of the real 20b and the errors that stop a load before any upload. */
+import { describe, expect, it } from 'vitest';
+import { planMemory, ModelTooLargeError } from '../engine/memory-plan.ts';
+import { synthConfig, synthShape } from '../loader/synth.ts';
+
+const GiB = 1024 ** 3;
+const c20b = synthConfig(synthShape('20b'));
+const c120b = synthConfig(synthShape('120b'));
+const limits = { maxBufferSize: GiB, maxStorageBufferBindingSize: GiB };
+const opts = (contextLimit: number) => ({ contextLimit, maxBatch: 128, kvFormat: 'q8' as const, logitRows: 1 });
+
+describe('memory plan', () => {
+  it('puts the real 20b under 16 GB at 32k context with the 8-bit cache', () => {
+    const p = planMemory(c20b, limits, opts(32768));
+    expect(p.weightBytes).toBe(13_761_264_768); // the published total_size
+    // 12 full layers x 32768 positions x 8 kv heads x (64 int8 + 4-byte scale) x (k, v)
+    const full = 12 * 32768 * 8 * 68 * 2;
+    // 12 sliding layers keep window + batch - 1 = 255 positions
+    const sliding = 12 * 255 * 8 * 68 * 2;
+    expect(p.kvBytes).toBe(full + sliding);
+    expect(p.totalBytes).toBeLessThan(16e9);
+    console.log(`20b at 32k: weights ${p.weightBytes}, KV ${p.kvBytes}, scratch ${p.scratchBytes}, total ${p.totalBytes}`);
+  });
+
+  it('splits the embedding and lm_head past the binding limit', () => {
+    const limit = 512 * 2 ** 20;
+    const p = planMemory(c20b, { maxBufferSize: limit, maxStorageBufferBindingSize: limit }, opts(4096));
+    for (const param of ['embed', 'lm_head']) {
+      const w = p.weights.find((x) => x.param === param)!;
+      expect(w.chunks!.length).toBe(Math.ceil((201088 * 2880 * 2) / limit));
+      expect(w.chunks!.reduce((a, ch) => a + ch.rows, 0)).toBe(201088);
+      for (const ch of w.chunks!) expect(ch.bytes).toBeLessThanOrEqual(limit);
+    }
+  });
+
+  it('refuses a tensor larger than the adapter can bind, naming it', () => {
+    // The WebGPU default limit (128 MiB) cannot hold one layer's gate_up blocks (32 x 5760 x 90 x 16 bytes).
+    const small = { maxBufferSize: 256 * 2 ** 20, maxStorageBufferBindingSize: 128 * 2 ** 20 };
+    expect(() => planMemory(c20b, small, opts(4096))).toThrow(ModelTooLargeError);
+    expect(() => planMemory(c20b, small, opts(4096))).toThrow(/model\.layers\.0\.mlp\.experts\.gate_up_proj_blocks needs one 265\.4 MB buffer, but this adapter binds at most 134\.2 MB/);
+    // 120b: 128 x 5760 x 90 x 16 = 1.06 GB per layer fits a 1 GiB binding, not a 1 GB one.
+    expect(planMemory(c120b, limits, opts(4096)).weightBytes).toBeGreaterThan(60e9);
+    expect(() => planMemory(c120b, { maxBufferSize: 1e9, maxStorageBufferBindingSize: 1e9 }, opts(4096))).toThrow(/gate_up_proj_blocks needs one 1\.06 GB buffer/);
+  });
+
+  it('refuses a model larger than the stated GPU memory, with needed and available sizes', () => {
+    try {
+      planMemory(c20b, { ...limits, memoryLimit: 8e9 }, opts(32768));
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ModelTooLargeError);
+      expect((e as ModelTooLargeError).neededBytes).toBeGreaterThan(8e9);
+      expect((e as ModelTooLargeError).availableBytes).toBe(8e9);
+      expect((e as Error).message).toMatch(/needs 14\.\d\d GB .* only 8\.00 GB is available/);
+    }
+  });
+
+  it('refuses a context beyond the model maximum', () => {
+    expect(() => planMemory(c20b, limits, opts(131073))).toThrow(/contextLimit 131073 must be between 1 and the model's max_position_embeddings 131072/);
+  });
+});
