@@ -11,10 +11,11 @@
  *
  * The golden checkpoints are random weights with very peaked attention, where a 0.4% key
  * perturbation can move attention mass between keys: there the 8-bit cache shifts logits by up
- * to ~1.2 (3-8% RMS; measured 0.36 on tiny, 1.20 on sharded), which the test reports without
- * bounding. Their f32 path is pinned to
- * the reference to 2e-3, and the q8 path to the reference with the same rounding to 2e-3
- * (engine-gpu-golden.test.ts).
+ * to ~1.2 (3-8% RMS; measured 0.36 on tiny, 1.20 on sharded). For them the stated bound is that
+ * sensitivity with a margin: max |dlogit| <= 2 and RMS <= 15% against the golden logits, the
+ * greedy token unchanged at >= 90% of positions. The implementation itself is pinned tighter
+ * elsewhere: the f32 path to the golden logits and the q8 path to the reference with the same
+ * rounding, both to 2e-3 (engine-gpu-golden.test.ts).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,7 +45,7 @@ function diff(a: Float32Array, b: Float32Array, vocab: number): Diff {
   return { maxAbs, relRms: Math.sqrt(se / sa), argmaxAgree: agree, positions: T };
 }
 
-async function bothCaches(dir: string, tokens: number[]): Promise<{ vocab: number; d: Diff }> {
+async function bothCaches(dir: string, tokens: number[]): Promise<{ vocab: number; d: Diff; q8: Float32Array }> {
   const ck = await Checkpoint.open(await directorySource(dir));
   const gpu = await testGpu();
   const out: Float32Array[] = [];
@@ -56,7 +57,7 @@ async function bothCaches(dir: string, tokens: number[]): Promise<{ vocab: numbe
     model.dispose();
   }
   await ck.close();
-  return { vocab: ck.config.vocabSize, d: diff(out[0]!, out[1]!, ck.config.vocabSize) };
+  return { vocab: ck.config.vocabSize, d: diff(out[0]!, out[1]!, ck.config.vocabSize), q8: out[1]! };
 }
 
 const fmt = (d: Diff) => `max |dlogit| ${d.maxAbs.toFixed(4)}, RMS ${(100 * d.relRms).toFixed(2)}% of logit RMS, same argmax at ${d.argmaxAgree}/${d.positions}`;
@@ -83,13 +84,17 @@ describe('8-bit KV cache vs f32 cache (GPU)', () => {
     expect(d.argmaxAgree / d.positions, 'greedy token agreement').toBeGreaterThanOrEqual(0.95);
   });
 
-  it('reports the golden checkpoints (random, attention-sensitive)', async () => {
+  it('stays within the golden checkpoints\' bound (random, attention-sensitive weights)', async () => {
     for (const name of ['tiny', 'sharded']) {
       const g = fileURLToPath(new URL(`../../shared/golden/${name}/`, import.meta.url));
       const tokens = (JSON.parse(await readFile(join(g, 'expected.json'), 'utf8')) as { tokens: number[] }).tokens;
-      const { d } = await bothCaches(join(g, 'model'), tokens);
-      console.log(`golden ${name}: ${fmt(d)}`);
-      expect(Number.isFinite(d.maxAbs)).toBe(true);
+      const golden = new Float32Array(new Uint8Array(await readFile(join(g, 'logits.f32'))).buffer);
+      const { vocab, q8 } = await bothCaches(join(g, 'model'), tokens);
+      const d = diff(golden, q8, vocab);
+      console.log(`golden ${name}, q8 cache vs golden logits: ${fmt(d)}`);
+      expect(d.maxAbs, `${name}: largest logit error of the 8-bit cache`).toBeLessThan(2);
+      expect(d.relRms, `${name}: RMS logit error of the 8-bit cache`).toBeLessThan(0.15);
+      expect(d.argmaxAgree / d.positions, `${name}: greedy token agreement`).toBeGreaterThanOrEqual(0.9);
     }
   });
 });
