@@ -1,19 +1,30 @@
-/** Builds test/browser/kernels.html (and its imports from the engine) for the headless-Chromium tests. */
+/**
+ * Builds the headless-Chromium test pages (and their imports from the engine): the default export
+ * builds test/browser/kernels.html, `engineViteConfig` builds test/browser/engine.html. Each page
+ * has its own output directory so the two browser test files can build at the same time.
+ */
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defineConfig, type UserConfig } from 'vite';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 export const KERNELS_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/browser-kernels/', import.meta.url));
+export const ENGINE_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/browser-engine/', import.meta.url));
 
-export default defineConfig({
-  root: here,
-  logLevel: 'warn',
-  build: {
-    outDir: KERNELS_PAGE_OUT,
-    emptyOutDir: true,
-    target: 'es2022',
-    minify: false,
-    rollupOptions: { input: { kernels: `${here}kernels.html` } },
-  },
-});
+function pageConfig(page: string, outDir: string): UserConfig {
+  return {
+    root: here,
+    logLevel: 'warn',
+    build: {
+      outDir,
+      emptyOutDir: true,
+      target: 'es2022',
+      minify: false,
+      rollupOptions: { input: { [page]: `${here}${page}.html` } },
+    },
+  };
+}
+
+export const engineViteConfig: UserConfig = defineConfig(pageConfig('engine', ENGINE_PAGE_OUT));
+
+export default defineConfig(pageConfig('kernels', KERNELS_PAGE_OUT));

@@ -1,0 +1,114 @@
+/**
+ * The whole engine in the browser, from the same source as in Node: the checkpoint is opened over
+ * HTTP (Range requests), uploaded with GpuModel.load, and either the logits of every position are
+ * returned or n tokens are generated greedily. Query parameters:
+ *   model=<url of the checkpoint directory>  tokens=1,2,3  mode=logits|generate  n=32
+ *   kv=f32|q8  maxBatch=<prefill batch>  context=<context limit>
+ * The result goes to window.__engineResult (an EngineResult, or an error string).
+ */
+import { Checkpoint } from '../../loader/checkpoint.ts';
+import { httpSource } from '../../loader/source-http.ts';
+import { createGpuContext, type AdapterSummary } from '../../engine/gpu/device.ts';
+import { GpuModel } from '../../engine/gpu-model.ts';
+import { GpuSession } from '../../engine/gpu-session.ts';
+import { generate } from '../../engine/generate.ts';
+import { GREEDY } from '../../engine/sampling.ts';
+
+export interface EngineResult {
+  mode: 'logits' | 'generate';
+  adapter: AdapterSummary;
+  /** The engine chose barrier-free kernels for a CPU adapter. */
+  fallback: boolean;
+  vocab: number;
+  progress: { calls: number; done: number; total: number };
+  /** mode=logits: [tokens, vocab] row-major, as a plain array. */
+  logits?: number[];
+  /** mode=generate: the generated tokens. */
+  tokens?: number[];
+  finishReason?: string;
+  timings: { openMs: number; loadMs: number; runMs: number; prefillMs?: number; decodeMs?: number; tokensPerSecond?: number };
+}
+
+declare global {
+  interface Window {
+    __engineResult?: EngineResult | string;
+  }
+}
+
+const log = (line: string) => {
+  document.getElementById('log')!.textContent += `\n${line}`;
+  console.log(line); // echoed to the Node test's output
+};
+
+function intParam(q: URLSearchParams, name: string, fallback: number): number {
+  const v = q.get(name);
+  if (v === null) return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`query parameter ${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+async function run(): Promise<EngineResult> {
+  const q = new URLSearchParams(location.search);
+  const modelUrl = q.get('model');
+  if (!modelUrl) throw new Error('missing query parameter model=<checkpoint url>');
+  const tokens = (q.get('tokens') ?? '').split(',').filter((s) => s !== '').map(Number);
+  if (tokens.length === 0 || tokens.some((t) => !Number.isSafeInteger(t) || t < 0)) throw new RangeError(`bad tokens=${q.get('tokens')}`);
+  const mode = q.get('mode') ?? 'logits';
+  if (mode !== 'logits' && mode !== 'generate') throw new RangeError(`mode must be logits or generate, got ${mode}`);
+  const kv = q.get('kv') ?? 'f32';
+  if (kv !== 'f32' && kv !== 'q8') throw new RangeError(`kv must be f32 or q8, got ${kv}`);
+  const n = intParam(q, 'n', 32);
+  const maxBatch = intParam(q, 'maxBatch', 8);
+  const contextLimit = intParam(q, 'context', 64);
+
+  const gpu = await createGpuContext();
+  log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description} (fallback ${gpu.fallback})`);
+  const t0 = performance.now();
+  const ck = await Checkpoint.open(httpSource(new URL(modelUrl, location.href).toString()));
+  const t1 = performance.now();
+  const progress = { calls: 0, done: 0, total: 0 };
+  const model = await GpuModel.load(ck, gpu, {
+    kvFormat: kv,
+    maxBatch,
+    contextLimit,
+    onProgress: (done, total) => {
+      progress.calls++;
+      progress.done = done;
+      progress.total = total;
+    },
+  });
+  const t2 = performance.now();
+  log(`opened in ${(t1 - t0).toFixed(0)} ms, loaded in ${(t2 - t1).toFixed(0)} ms (${progress.calls} progress calls, ${progress.done}/${progress.total} bytes)`);
+  const base = { mode, adapter: gpu.info, fallback: gpu.fallback, vocab: model.config.vocabSize, progress } as const;
+  try {
+    if (mode === 'logits') {
+      const session = new GpuSession(model, { allLogits: true });
+      const logits = (await session.append(tokens, 'all'))!;
+      const runMs = performance.now() - t2;
+      session.dispose();
+      return { ...base, logits: Array.from(logits), timings: { openMs: t1 - t0, loadMs: t2 - t1, runMs } };
+    }
+    const session = new GpuSession(model);
+    const res = await generate(session, tokens, { maxTokens: n, sampling: GREEDY });
+    const runMs = performance.now() - t2;
+    session.dispose();
+    const tokensPerSecond = res.tokens.length > 1 ? ((res.tokens.length - 1) * 1000) / res.decodeMs : undefined;
+    log(`generated ${res.tokens.length} tokens: prefill ${res.prefillMs.toFixed(0)} ms, decode ${tokensPerSecond?.toFixed(2)} tokens/s`);
+    return {
+      ...base,
+      tokens: res.tokens,
+      finishReason: res.finishReason,
+      timings: { openMs: t1 - t0, loadMs: t2 - t1, runMs, prefillMs: res.prefillMs, decodeMs: res.decodeMs, tokensPerSecond },
+    };
+  } finally {
+    model.dispose();
+    await ck.close();
+    gpu.destroy();
+  }
+}
+
+run().then(
+  (r) => (window.__engineResult = r),
+  (e: unknown) => (window.__engineResult = `engine page failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
+);
