@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.ts')).command,
   plan: async () => (await import('./plan.ts')).command,
   generate: async () => (await import('./generate.ts')).command,
+  bench: async () => (await import('./bench.ts')).command,
 };
 
 async function help(): Promise<string> {
