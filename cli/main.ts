@@ -18,6 +18,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: async () => (await import('./plan.ts')).command,
   generate: async () => (await import('./generate.ts')).command,
   bench: async () => (await import('./bench.ts')).command,
+  tokenize: async () => (await import('./tokenize.ts')).command,
+  render: async () => (await import('./render.ts')).command,
 };
 
 async function help(): Promise<string> {

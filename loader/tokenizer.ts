@@ -7,25 +7,79 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from './errors.ts';
 import { readJson, type ModelSource } from './source.ts';
 
+export interface EncodeOptions {
+  /**
+   * true (default): special-token strings such as `<|start|>` in the text become their ids (for
+   * prompts we render). false: they are encoded as ordinary text, exactly as tiktoken's
+   * `encode_ordinary` does (for user content: no prompt injection through special tokens).
+   */
+  allowSpecial?: boolean;
+}
+
+/** GPT-2's byte-level alphabet: the printable character standing for each byte, inverted. */
+function byteLevelDecoder(): Map<string, number> {
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  const cs = bs.slice();
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  const m = new Map<string, number>();
+  bs.forEach((b, i) => m.set(String.fromCharCode(cs[i]!), b));
+  return m;
+}
+
+const EMPTY = new Uint8Array(0);
+
 export class GptOssTokenizer {
-  constructor(private readonly tok: Tokenizer) {}
+  private ordinary: Tokenizer | undefined;
+  private readonly added = new Map<number, { content: string; special: boolean }>();
+  private byteDecoder: Map<string, number> | undefined;
+
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly json?: object,
+    private readonly config?: object,
+  ) {
+    for (const [id, t] of tok.get_added_tokens_decoder()) this.added.set(id, { content: t.content, special: t.special });
+  }
 
   static async load(source: ModelSource): Promise<GptOssTokenizer> {
     if (!(await source.exists('tokenizer.json'))) {
       throw new ModelLoadError('missing-file', `no tokenizer.json in ${source.description}`, { file: 'tokenizer.json' });
     }
-    const json = await readJson(source, 'tokenizer.json');
-    const config = (await source.exists('tokenizer_config.json')) ? await readJson(source, 'tokenizer_config.json') : {};
+    const json = (await readJson(source, 'tokenizer.json')) as object;
+    const config = ((await source.exists('tokenizer_config.json')) ? await readJson(source, 'tokenizer_config.json') : {}) as object;
     try {
-      return new GptOssTokenizer(new Tokenizer(json as object, config as object));
+      return new GptOssTokenizer(new Tokenizer(json, config), json, config);
     } catch (e) {
       throw new ModelLoadError('bad-config', `cannot build the tokenizer: ${(e as Error).message}`, { file: 'tokenizer.json', cause: e });
     }
   }
 
-  /** Text to ids; special-token strings such as `<|start|>` become their ids. */
-  encode(text: string): number[] {
+  /** Text to ids. By default special-token strings such as `<|start|>` become their ids; see {@link EncodeOptions}. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (options.allowSpecial === false) return this.ordinaryTokenizer().encode(text, { add_special_tokens: false }).ids;
     return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * The same BPE without added tokens: the whole text goes through the pre-tokenizer and BPE, so a
+   * special-token string is split like any other text (tiktoken's encode_ordinary). Built on
+   * first use (about a second) from the parsed tokenizer.json the main tokenizer already holds.
+   */
+  private ordinaryTokenizer(): Tokenizer {
+    if (!this.ordinary) {
+      if (!this.json) throw new Error('encode with allowSpecial: false needs a tokenizer made by GptOssTokenizer.load');
+      this.ordinary = new Tokenizer({ ...this.json, added_tokens: [] }, this.config ?? {});
+    }
+    return this.ordinary;
   }
 
   decode(ids: number[], skipSpecial = false): string {
@@ -36,34 +90,50 @@ export class GptOssTokenizer {
     return this.tok.token_to_id(token);
   }
 
+  /**
+   * The raw bytes one token stands for: the UTF-8 of an added token's content (nothing for a
+   * special token when skipSpecial), the byte-level BPE bytes otherwise; nothing for an unknown id.
+   */
+  tokenBytes(id: number, skipSpecial = false): Uint8Array {
+    const added = this.added.get(id);
+    if (added) return skipSpecial && added.special ? EMPTY : new TextEncoder().encode(added.content);
+    const piece = this.tok.id_to_token(id);
+    if (piece === undefined) return EMPTY;
+    this.byteDecoder ??= byteLevelDecoder();
+    const out = new Uint8Array(piece.length);
+    let n = 0;
+    for (const ch of piece) {
+      const b = this.byteDecoder.get(ch);
+      if (b === undefined) return new TextEncoder().encode(piece); // not byte-level: take the text as is
+      out[n++] = b;
+    }
+    return out.subarray(0, n);
+  }
+
   streamDecoder(skipSpecial = false): StreamDecoder {
-    return new StreamDecoder((ids) => this.decode(ids, skipSpecial));
+    return new StreamDecoder((id) => this.tokenBytes(id, skipSpecial));
   }
 }
 
 /**
- * Turns a stream of token ids into text pieces. Byte-level BPE tokens can split a character:
- * text is held back while the decoded tail ends in U+FFFD (an incomplete sequence).
+ * Turns a stream of token ids into text pieces. Byte-level BPE tokens can split a character, so
+ * the decoder works on bytes: each token's bytes go through a streaming UTF-8 decoder, which emits
+ * every complete character at once and holds back only the bytes of a character still incomplete
+ * (at most 3). Invalid bytes become U+FFFD as soon as they are known to be invalid, so nothing can
+ * stall; a token holding several characters comes out whole.
  */
 export class StreamDecoder {
-  private pending: number[] = [];
+  private utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
-  constructor(private readonly decode: (ids: number[]) => string) {}
+  constructor(private readonly bytesOf: (id: number) => Uint8Array) {}
 
   /** The text this token completes ('' while a character is still incomplete). */
   push(id: number): string {
-    this.pending.push(id);
-    const text = this.decode(this.pending);
-    // Up to 3 continuation tokens can follow before a 4-byte character is complete.
-    if (text.endsWith('\uFFFD') && this.pending.length < 4) return '';
-    this.pending = [];
-    return text;
+    return this.utf8.decode(this.bytesOf(id), { stream: true });
   }
 
-  /** Whatever is still held back (possibly with replacement characters). */
+  /** Whatever is still held back (an incomplete character at the end becomes U+FFFD); the decoder can be reused after. */
   flush(): string {
-    const text = this.pending.length ? this.decode(this.pending) : '';
-    this.pending = [];
-    return text;
+    return this.utf8.decode();
   }
 }
