@@ -3,6 +3,7 @@
  */
 import { ModelLoadError } from '../loader/errors.ts';
 import { ModelTooLargeError } from '../engine/memory-plan.ts';
+import { GpuUnavailableError } from '../engine/gpu/device.ts';
 import { UsageError } from './args.ts';
 
 interface Command {
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.ts')).command,
   tokenize: async () => (await import('./tokenize.ts')).command,
   render: async () => (await import('./render.ts')).command,
+  serve: async () => (await import('./serve.ts')).command,
 };
 
 async function help(): Promise<string> {
@@ -56,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`gptoss ${name}: ${(e as Error).message}\n\n${cmd.usage}`);
       return 2;
     }
-    if (e instanceof ModelLoadError || e instanceof ModelTooLargeError || e instanceof RangeError) {
+    if (e instanceof ModelLoadError || e instanceof ModelTooLargeError || e instanceof GpuUnavailableError || e instanceof RangeError) {
       console.error(`gptoss ${name}: ${e.message}`);
       return 1;
     }

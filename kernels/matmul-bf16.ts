@@ -195,6 +195,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let nt = step.n_tokens;
   let base = o * (K / 2u);
   ${p.bias ? 'let b = bf16_at(bias[o / 2u], (o & 1u) == 1u);' : 'let b = 0.0;'}
+  if (nt == 1u) {
+    // Decode: one token, a scalar dot product (the 4-token form would compute it 4 times).
+    var a = 0.0;
+    for (var u = 0u; u < K / 2u; u++) {
+      let w = weight[base + u];
+      a += bf16_lo(w) * x[2u * u] + bf16_hi(w) * x[2u * u + 1u];
+    }
+    ${p.accumulate ? 'out[OUT_OFFSET + o] += a + b;' : 'out[OUT_OFFSET + o] = a + b;'}
+    return;
+  }
   for (var t0 = 0u; t0 < nt; t0 += 4u) {
     let t1 = min(t0 + 1u, nt - 1u);
     let t2 = min(t0 + 2u, nt - 1u);

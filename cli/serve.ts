@@ -1,0 +1,58 @@
+/** `gptoss serve`: an OpenAI-compatible HTTP server for a local model. */
+import { parseArgs } from 'node:util';
+import { createEngine } from '../engine/api/engine.ts';
+import { serve } from '../server/openai-server.ts';
+import { describeConfig } from '../loader/config.ts';
+import { formatBytes, intFlag, requireFlag, UsageError } from './args.ts';
+
+export const command = {
+  summary: 'serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/responses)',
+  usage: [
+    'Usage: gptoss serve --model DIR|URL [--port 8080] [--host 127.0.0.1] [--api-key KEY]',
+    '                    [--model-id NAME] [--context N] [--kv q8|f32]',
+    '',
+    'Endpoints: POST /v1/chat/completions (JSON or SSE with "stream": true), POST /v1/responses,',
+    'GET /v1/models, GET /health. Binds to 127.0.0.1 unless --host says otherwise; with --api-key',
+    'every request but /health needs "Authorization: Bearer KEY". Requests queue for the GPU.',
+  ].join('\n'),
+  async run(argv: string[]): Promise<void> {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' }, port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' },
+        'api-key': { type: 'string' }, 'model-id': { type: 'string' }, context: { type: 'string' }, kv: { type: 'string', default: 'q8' },
+      },
+    });
+    if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
+    const port = intFlag(values.port, 'port', 0)!;
+    if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+    let last = 0;
+    const engine = await createEngine({
+      model: requireFlag(values.model, 'model'),
+      modelId: values['model-id'],
+      contextLimit: intFlag(values.context, 'context', 1),
+      kvFormat: values.kv,
+      onProgress: ({ bytesDone, bytesTotal }) => {
+        const now = Date.now();
+        if (now - last > 2000 || bytesDone === bytesTotal) {
+          last = now;
+          process.stderr.write(`loading ${formatBytes(bytesDone)} / ${formatBytes(bytesTotal)}\n`);
+        }
+      },
+    });
+    const running = await serve(engine, {
+      port, host: values.host, apiKey: values['api-key'],
+      log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+    });
+    const a = engine.adapter;
+    process.stderr.write(`${engine.modelId}: ${engine.config ? describeConfig(engine.config) : ''}\nadapter: ${a ? `${a.vendor} ${a.architecture} ${a.description}` : 'none'}\n`);
+    console.log(`listening on ${running.url}`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await running.close();
+    await engine.dispose();
+  },
+};

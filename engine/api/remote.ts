@@ -1,0 +1,70 @@
+/**
+ * The fallback: the same chat.completions calls sent to any OpenAI-compatible server (vLLM,
+ * Azure AI Foundry, our own `gptoss serve`) when WebGPU is missing or the model does not fit.
+ */
+import { ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams } from './types.ts';
+
+export interface FallbackOptions {
+  baseURL: string;
+  apiKey?: string;
+  model: string;
+  fetch?: typeof fetch;
+}
+
+function endpoint(o: FallbackOptions): string {
+  return o.baseURL.replace(/\/+$/, '') + '/chat/completions';
+}
+
+async function post(o: FallbackOptions, p: ChatCompletionCreateParams, stream: boolean, signal?: AbortSignal): Promise<Response> {
+  const { signal: _s, ...body } = p;
+  const res = await (o.fetch ?? fetch)(endpoint(o), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}) },
+    body: JSON.stringify({ ...body, model: o.model, stream }),
+    signal: signal ?? p.signal,
+  });
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const j = (await res.json()) as { error?: { message?: string } };
+      if (j.error?.message) message = j.error.message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(res.status, `fallback server ${o.baseURL}: ${message}`, res.status >= 500 ? 'server_error' : 'invalid_request_error');
+  }
+  return res;
+}
+
+const FINGERPRINT = (o: FallbackOptions) => `fallback:${o.baseURL}`;
+
+export async function remoteCompletion(o: FallbackOptions, p: ChatCompletionCreateParams, signal?: AbortSignal): Promise<ChatCompletion> {
+  const c = (await (await post(o, p, false, signal)).json()) as ChatCompletion;
+  return { ...c, system_fingerprint: FINGERPRINT(o) };
+}
+
+/** Server-sent events `data: {...}` lines until `data: [DONE]`. */
+export async function* remoteStream(o: FallbackOptions, p: ChatCompletionCreateParams, signal?: AbortSignal): AsyncGenerator<ChatCompletionChunk> {
+  const res = await post(o, p, true, signal);
+  if (!res.body) throw new ApiError(502, `fallback server ${o.baseURL} sent no body`, 'server_error');
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += value;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith('data:')) continue;
+        const data = line.slice(5).trim();
+        if (data === '[DONE]') return;
+        yield { ...(JSON.parse(data) as ChatCompletionChunk), system_fingerprint: FINGERPRINT(o) };
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
