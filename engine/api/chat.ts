@@ -90,7 +90,7 @@ type Delta = ChatCompletionChunk['choices'][0]['delta'];
  * Turns harmony events into OpenAI deltas, and applies `stop` strings to the answer text
  * (holding back a tail that could still become a stop string).
  */
-class ChannelMapper {
+export class ChannelMapper {
   content = '';
   reasoning = '';
   toolCalls: ChatToolCall[] = [];
