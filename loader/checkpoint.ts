@@ -13,17 +13,13 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
 
-/** One logical parameter located in a file: absolute byte range [begin, end). */
-export interface TensorRef {
+/**
+ * One logical parameter located in a file: absolute byte range [begin, end). `name` is the
+ * checkpoint tensor (for original-layout q/k/v: the fused qkv tensor, of which this is a row range).
+ */
+export interface TensorRef extends TensorInfo {
   param: ParamName;
   layer?: number;
-  /** Checkpoint tensor name (for original-layout q/k/v: the fused qkv tensor). */
-  name: string;
-  file: string;
-  dtype: DType;
-  shape: number[];
-  begin: number;
-  end: number;
 }
 
 export interface OpenOptions {
