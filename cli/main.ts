@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   tokenize: async () => (await import('./tokenize.ts')).command,
   render: async () => (await import('./render.ts')).command,
   serve: async () => (await import('./serve.ts')).command,
+  chat: async () => (await import('./chat.ts')).command,
 };
 
 async function help(): Promise<string> {
