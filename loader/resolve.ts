@@ -1,12 +1,14 @@
 /**
  * Turns what a user passes as `model` into a ModelSource: an http(s) base URL, a Hugging Face
- * repo id (`openai/gpt-oss-20b`), a local directory (Node, Deno), or browser Files.
+ * repo id (`openai/gpt-oss-20b`), a local directory (Node, Deno), browser Files, or a
+ * File System Access API directory handle (`showDirectoryPicker()`, OPFS).
  */
 import { blobSource } from './source-blob.ts';
+import { directoryHandleSource, isDirectoryHandle } from './source-fs-handle.ts';
 import { httpSource, huggingFaceUrl } from './source-http.ts';
 import type { ModelSource } from './source.ts';
 
-export type ModelLocation = string | URL | ModelSource | Iterable<File> | Map<string, Blob>;
+export type ModelLocation = string | URL | ModelSource | Iterable<File> | Map<string, Blob> | FileSystemDirectoryHandle;
 
 const HF_REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
@@ -23,6 +25,7 @@ async function isLocalDirectory(path: string): Promise<boolean> {
 export async function resolveModelSource(model: ModelLocation): Promise<ModelSource> {
   if (isModelSource(model)) return model;
   if (model instanceof URL) return httpSource(model.toString());
+  if (isDirectoryHandle(model)) return directoryHandleSource(model);
   if (typeof model !== 'string') return blobSource(model);
   if (/^https?:\/\//i.test(model)) return httpSource(model);
   if (HF_REPO_ID.test(model) && !(await isLocalDirectory(model))) return httpSource(huggingFaceUrl(model));

@@ -6,7 +6,7 @@
  * golden tiny logits (f32 cache) and greedy tokens of a synthetic tiny model with the real
  * vocabulary against the CPU reference. No adapter in the browser is a failure, not a skip.
  */
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ const PROMPT = [200006, 17360, 200008, 3575, 553, 17554, 162016, 11];
 const N = 16;
 const TOL = 2e-3;
 const PAGE_TIMEOUT_MS = 240_000;
+let GOLDEN_FILES: string[] = [];
 
 describe('engine (headless Chromium)', () => {
   let browser: TestBrowser | undefined;
@@ -55,6 +56,7 @@ describe('engine (headless Chromium)', () => {
 
   let goldenRun: Promise<EngineResult>;
   let generateRun: Promise<EngineResult>;
+  let opfsRun: Promise<EngineResult>;
 
   beforeAll(async () => {
     const t0 = performance.now();
@@ -68,6 +70,7 @@ describe('engine (headless Chromium)', () => {
       logits: new Float32Array(new Uint8Array(await readFile(join(GOLDEN, 'logits.f32'))).buffer),
     };
 
+    GOLDEN_FILES = (await readdir(GOLDEN_MODEL)).sort();
     tmp = await mkdtemp(join(tmpdir(), 'gptoss-engine-browser-'));
     const synth = join(tmp, 'tiny');
     await writeSyntheticCheckpoint({ preset: 'tiny', seed: 21, outDir: synth });
@@ -90,8 +93,13 @@ describe('engine (headless Chromium)', () => {
     generateRun = goldenRun.catch(() => undefined).then(() =>
       runPage('generate', { model: 'models/synth-tiny/', tokens: PROMPT.join(','), mode: 'generate', n: String(N), kv: 'f32', maxBatch: '4', context: '64' }));
     generateRun.catch(() => {});
-    await Promise.allSettled([goldenRun, generateRun]);
-  }, 2 * PAGE_TIMEOUT_MS + 60_000);
+    // The golden model again, copied into the Origin Private File System and opened through a
+    // FileSystemDirectoryHandle (what showDirectoryPicker() returns).
+    opfsRun = generateRun.catch(() => undefined).then(() =>
+      runPage('opfs', { model: 'models/golden-tiny/', opfs: GOLDEN_FILES.join(','), tokens: golden.tokens.join(','), mode: 'logits', kv: 'f32', maxBatch: '5', context: '32' }));
+    opfsRun.catch(() => {});
+    await Promise.allSettled([goldenRun, generateRun, opfsRun]);
+  }, 3 * PAGE_TIMEOUT_MS + 60_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -130,12 +138,27 @@ describe('engine (headless Chromium)', () => {
     await saveResults();
   });
 
+  it('golden tiny from OPFS (FileSystemDirectoryHandle through resolveModelSource): same logits', async () => {
+    const r = await opfsRun;
+    const cmp = compareLogits('browser golden tiny from OPFS', golden.logits, new Float32Array(r.logits!), golden.vocab, TOL);
+    console.log(`golden tiny from OPFS: source ${r.source}; copy ${r.opfs!.copyMs.toFixed(0)} ms, open ${r.timings.openMs.toFixed(0)} ms, ` +
+      `load ${r.timings.loadMs.toFixed(0)} ms; max |dlogit| ${cmp.maxDiff.toExponential(2)}`);
+    expect(r.source).toMatch(/^folder /);
+    expect(r.opfs!.missingIsMissing, 'exists() is false for missing files and folders').toBe(true);
+    expect(r.vocab).toBe(golden.vocab);
+    expect(cmp.failures, cmp.failures.join('\n')).toEqual([]);
+    expect(r.progress.done).toBe(r.progress.total);
+    // The bytes are the same as over HTTP, so the logits are bit-identical to the HTTP run's.
+    const http = await goldenRun;
+    expect(new Float32Array(r.logits!)).toEqual(new Float32Array(http.logits!));
+  });
+
   /** A small summary under test-artifacts/ (logits left out). */
   async function saveResults(): Promise<void> {
-    const [g, s] = await Promise.allSettled([goldenRun, generateRun]);
+    const [g, s, o] = await Promise.allSettled([goldenRun, generateRun, opfsRun]);
     const summary = (x: PromiseSettledResult<EngineResult>) =>
       x.status === 'rejected' ? { error: String(x.reason) } : { ...x.value, logits: x.value.logits ? `${x.value.logits.length} values` : undefined };
-    const out: Record<string, unknown> = { golden: summary(g), generate: summary(s), referenceTokens: wantTokens };
+    const out: Record<string, unknown> = { golden: summary(g), generate: summary(s), opfs: summary(o), referenceTokens: wantTokens };
     if (g.status === 'fulfilled') {
       out.goldenMaxDiff = compareLogits('golden', golden.logits, new Float32Array(g.value.logits!), golden.vocab, TOL).maxDiff;
     }

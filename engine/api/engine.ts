@@ -122,13 +122,18 @@ function defaultModelId(model: ModelLocation): string {
 }
 
 async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
-  const source = await resolveModelSource(o.model);
-  const ck = await Checkpoint.open(source);
-  let gpu: GpuContext | undefined;
+  // The GPU first: without one, nothing of the model is downloaded before falling back.
+  const gpu: GpuContext = await createGpuContext({ gpu: o.gpu });
+  let ck: Checkpoint;
+  try {
+    ck = await Checkpoint.open(await resolveModelSource(o.model));
+  } catch (e) {
+    gpu.destroy();
+    throw e;
+  }
   let model: GpuModel | undefined;
   try {
-    const tokenizer = await GptOssTokenizer.load(source);
-    gpu = await createGpuContext({ gpu: o.gpu });
+    const tokenizer = await GptOssTokenizer.load(ck.source);
     const modelOptions: ModelOptions = {
       contextLimit: o.contextLimit, kvFormat: o.kvFormat, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal: o.signal,
       onProgress: o.onProgress ? (bytesDone, bytesTotal) => o.onProgress!({ bytesDone, bytesTotal }) : undefined,
@@ -173,7 +178,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
     };
   } catch (e) {
     model?.dispose();
-    gpu?.destroy();
+    gpu.destroy();
     await ck.close();
     throw e;
   }

@@ -25,13 +25,15 @@ async function post(o: FallbackOptions, p: ChatCompletionCreateParams, stream: b
   });
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;
+    let type: ApiError['type'] = res.status >= 500 ? 'server_error' : res.status === 401 ? 'authentication_error' : res.status === 404 ? 'not_found_error' : 'invalid_request_error';
     try {
-      const j = (await res.json()) as { error?: { message?: string } };
+      const j = (await res.json()) as { error?: { message?: string; type?: string } };
       if (j.error?.message) message = j.error.message;
+      if (j.error?.type) type = j.error.type as ApiError['type'];
     } catch {
       // not JSON: keep the status line
     }
-    throw new ApiError(res.status, `fallback server ${o.baseURL}: ${message}`, res.status >= 500 ? 'server_error' : 'invalid_request_error');
+    throw new ApiError(res.status, `fallback server ${o.baseURL}: ${message}`, type);
   }
   return res;
 }

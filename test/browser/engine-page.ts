@@ -4,10 +4,15 @@
  * returned or n tokens are generated greedily. Query parameters:
  *   model=<url of the checkpoint directory>  tokens=1,2,3  mode=logits|generate  n=32
  *   kv=f32|q8  maxBatch=<prefill batch>  context=<context limit>
+ *   opfs=config.json,model.safetensors  (optional) first copy these files of the checkpoint into
+ *     the Origin Private File System and open the model from there, through a
+ *     FileSystemDirectoryHandle and resolveModelSource (what showDirectoryPicker() gives)
  * The result goes to window.__engineResult (an EngineResult, or an error string).
  */
 import { Checkpoint } from '../../loader/checkpoint.ts';
 import { httpSource } from '../../loader/source-http.ts';
+import { resolveModelSource } from '../../loader/resolve.ts';
+import type { ModelSource } from '../../loader/source.ts';
 import { createGpuContext, type AdapterSummary } from '../../engine/gpu/device.ts';
 import { GpuModel } from '../../engine/gpu-model.ts';
 import { GpuSession } from '../../engine/gpu-session.ts';
@@ -16,6 +21,10 @@ import { GREEDY } from '../../engine/sampling.ts';
 
 export interface EngineResult {
   mode: 'logits' | 'generate';
+  /** The ModelSource's description (where the bytes came from). */
+  source: string;
+  /** opfs=...: ms spent copying the files into OPFS, and whether a missing file reads as missing. */
+  opfs?: { copyMs: number; missingIsMissing: boolean };
   adapter: AdapterSummary;
   /** The engine chose barrier-free kernels for a CPU adapter. */
   fallback: boolean;
@@ -62,10 +71,30 @@ async function run(): Promise<EngineResult> {
   const maxBatch = intParam(q, 'maxBatch', 8);
   const contextLimit = intParam(q, 'context', 64);
 
+  const base = new URL(modelUrl, location.href).toString();
+  let source: ModelSource = httpSource(base);
+  let opfs: EngineResult['opfs'];
+  const opfsFiles = q.get('opfs');
+  if (opfsFiles) {
+    const c0 = performance.now();
+    const root = await navigator.storage.getDirectory();
+    await root.removeEntry('model', { recursive: true }).catch(() => {});
+    const dir = await root.getDirectoryHandle('model', { create: true });
+    for (const file of opfsFiles.split(',')) {
+      const res = await fetch(new URL(file, base));
+      if (!res.ok) throw new Error(`fetching ${file}: ${res.status}`);
+      const w = await (await dir.getFileHandle(file, { create: true })).createWritable();
+      await res.body!.pipeTo(w);
+    }
+    source = await resolveModelSource(dir);
+    opfs = { copyMs: performance.now() - c0, missingIsMissing: !(await source.exists('no-such-file.json')) && !(await source.exists('sub/dir.json')) };
+    log(`copied ${opfsFiles} into OPFS in ${opfs.copyMs.toFixed(0)} ms; source: ${source.description}`);
+  }
+
   const gpu = await createGpuContext();
   log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description} (fallback ${gpu.fallback})`);
   const t0 = performance.now();
-  const ck = await Checkpoint.open(httpSource(new URL(modelUrl, location.href).toString()));
+  const ck = await Checkpoint.open(source);
   const t1 = performance.now();
   const progress = { calls: 0, done: 0, total: 0 };
   const model = await GpuModel.load(ck, gpu, {
@@ -80,14 +109,14 @@ async function run(): Promise<EngineResult> {
   });
   const t2 = performance.now();
   log(`opened in ${(t1 - t0).toFixed(0)} ms, loaded in ${(t2 - t1).toFixed(0)} ms (${progress.calls} progress calls, ${progress.done}/${progress.total} bytes)`);
-  const base = { mode, adapter: gpu.info, fallback: gpu.fallback, vocab: model.config.vocabSize, progress } as const;
+  const summary = { mode, source: source.description, opfs, adapter: gpu.info, fallback: gpu.fallback, vocab: model.config.vocabSize, progress } as const;
   try {
     if (mode === 'logits') {
       const session = new GpuSession(model, { allLogits: true });
       const logits = (await session.append(tokens, 'all'))!;
       const runMs = performance.now() - t2;
       session.dispose();
-      return { ...base, logits: Array.from(logits), timings: { openMs: t1 - t0, loadMs: t2 - t1, runMs } };
+      return { ...summary, logits: Array.from(logits), timings: { openMs: t1 - t0, loadMs: t2 - t1, runMs } };
     }
     const session = new GpuSession(model);
     const res = await generate(session, tokens, { maxTokens: n, sampling: GREEDY });
@@ -96,7 +125,7 @@ async function run(): Promise<EngineResult> {
     const tokensPerSecond = res.tokens.length > 1 ? ((res.tokens.length - 1) * 1000) / res.decodeMs : undefined;
     log(`generated ${res.tokens.length} tokens: prefill ${res.prefillMs.toFixed(0)} ms, decode ${tokensPerSecond?.toFixed(2)} tokens/s`);
     return {
-      ...base,
+      ...summary,
       tokens: res.tokens,
       finishReason: res.finishReason,
       timings: { openMs: t1 - t0, loadMs: t2 - t1, runMs, prefillMs: res.prefillMs, decodeMs: res.decodeMs, tokensPerSecond },

@@ -1,0 +1,65 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/**
+ * The package's main entry (`gpt-oss-webgpu`): everything a browser, Deno or Node app needs to
+ * run gpt-oss on WebGPU. Nothing reachable from here imports a `node:` module statically (the
+ * Node-only pieces are loaded with dynamic imports behind runtime checks), so browser bundles
+ * stay clean; Node-only helpers live in `gpt-oss-webgpu/node`.
+ */
+export { createEngine, TextSession } from './engine/api/engine.ts';
+export type { Engine, CreateEngineOptions, ChatCompletionsApi, LoadProgress } from './engine/api/engine.ts';
+export type { FallbackOptions } from './engine/api/remote.ts';
+export { ApiError } from './engine/api/types.ts';
+export type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParams,
+  ChatCompletionUsage,
+  ChatFunctionTool,
+  ChatMessageParam,
+  ChatToolCall,
+  FinishReason,
+} from './engine/api/types.ts';
+export type { GenerateOptions, GenerateResult, FinishReason as GenerateFinishReason } from './engine/generate.ts';
+
+export { GpuUnavailableError } from './engine/gpu/device.ts';
+export type { AdapterSummary } from './engine/gpu/device.ts';
+export { ModelTooLargeError } from './engine/memory-plan.ts';
+export type { KvFormat } from './engine/memory-plan.ts';
+export { ContextLimitError } from './engine/gpu-session.ts';
+export { ModelLoadError } from './loader/errors.ts';
+export type { ModelLoadErrorCode, ModelLoadErrorDetails } from './loader/errors.ts';
+
+export { GREEDY, validateSampling } from './engine/sampling.ts';
+export type { SamplingParams } from './engine/sampling.ts';
+
+export {
+  renderPrompt,
+  renderMessage,
+  conversationFromChatRequest,
+  HarmonyParser,
+  HARMONY_SPECIAL_IDS,
+  jsonSchemaToTypeScript,
+  renderToolsSection,
+} from './engine/harmony/index.ts';
+export type {
+  ReasoningEffort,
+  HarmonyMessage,
+  HarmonyConversation,
+  HarmonyEvent,
+  HarmonySpecial,
+  ChatRequestLike,
+  FunctionTool,
+} from './engine/harmony/index.ts';
+
+export { GptOssTokenizer, StreamDecoder } from './loader/tokenizer.ts';
+export type { EncodeOptions } from './loader/tokenizer.ts';
+export { Checkpoint } from './loader/checkpoint.ts';
+export type { TensorRef, OpenOptions } from './loader/checkpoint.ts';
+export type { GptOssConfig } from './loader/config.ts';
+export type { ModelSource, ByteSource } from './loader/source.ts';
+export { httpSource, huggingFaceUrl } from './loader/source-http.ts';
+export type { HttpSourceOptions } from './loader/source-http.ts';
+export { blobSource } from './loader/source-blob.ts';
+export { directoryHandleSource } from './loader/source-fs-handle.ts';
+export { resolveModelSource } from './loader/resolve.ts';
+export type { ModelLocation } from './loader/resolve.ts';
