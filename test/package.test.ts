@@ -9,7 +9,7 @@
  * module (Node-only code is reached only through dynamic imports behind runtime checks).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -221,4 +221,30 @@ export async function main(): Promise<string | null> {
     console.log(`app type-check: ${lines.length - ours.length} errors in third-party declarations ignored, ${ours.length} in the app or package`);
     expect(ours).toEqual([]);
   });
+
+  it('bundles for the browser with Vite from the installed package', async () => {
+    // A browser app importing the main entry: the bundle must build and must not drag in
+    // Dawn (npm webgpu) or any node: module.
+    const web = join(app, 'web');
+    await mkdir(web, { recursive: true });
+    await writeFile(join(web, 'index.html'), '<!doctype html><script type="module" src="./main.js"></script>');
+    await writeFile(join(web, 'main.js'), [
+      "import { createEngine, renderPrompt, HarmonyParser } from 'gpt-oss-webgpu';",
+      "window.__ready = [typeof createEngine, typeof renderPrompt, typeof HarmonyParser];",
+    ].join('\n'));
+    const { build } = await import('vite');
+    const out = join(app, 'web-dist');
+    const warnings: string[] = [];
+    await build({
+      root: web, configFile: false, logLevel: 'silent',
+      build: { outDir: out, emptyOutDir: true, target: 'es2022', minify: false },
+      customLogger: { info() {}, warn: (m: string) => warnings.push(m), warnOnce: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m), clearScreen() {}, hasErrorLogged: () => false, hasWarned: false },
+    });
+    const assets = await readdir(join(out, 'assets'));
+    const js = (await Promise.all(assets.filter((f) => f.endsWith('.js')).map((f) => readFile(join(out, 'assets', f), 'utf8')))).join('\n');
+    expect(js).toContain('f32_bf16w_matmul'); // the kernels are in
+    expect(js).not.toMatch(/dawn\.node|from ["']webgpu["']/);
+    expect(js).not.toMatch(/from ["']node:/);
+    console.log(`vite browser bundle: ${assets.length} assets, ${(js.length / 1024).toFixed(0)} KiB of JS`);
+  }, 120_000);
 });
