@@ -1,0 +1,107 @@
+/**
+ * The page's side of the engine worker: an object with the library Engine's chat API
+ * (`chat.completions.create({ ..., stream: true }, { signal })` gives an async iterable of
+ * chunks) plus load(model, options, onProgress), cache size and clearing. Errors keep their
+ * names, so GpuUnavailableError / ModelTooLargeError can be told apart.
+ */
+import { GpuUnavailableError, ModelTooLargeError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../../index.ts';
+import type { FromWorker, LoadInfo, LoadOptions, ProgressInfo, ToWorker, WireError } from './protocol.ts';
+
+type Pending = {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: ProgressInfo) => void;
+  onChunk?: (c: ChatCompletionChunk) => void;
+};
+
+type Request = ToWorker extends infer T ? (T extends ToWorker ? Omit<T, 'id'> : never) : never;
+
+function revive(e: WireError): Error {
+  if (e.name === 'GpuUnavailableError') return new GpuUnavailableError(e.message);
+  if (e.name === 'ModelTooLargeError') return new ModelTooLargeError(e.message, 0, 0);
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+export class WorkerEngine {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  readonly chat: { completions: { create: (params: ChatCompletionCreateParams & { stream: true }, options?: { signal?: AbortSignal }) => Promise<AsyncIterable<ChatCompletionChunk>> } };
+
+  constructor(worker?: Worker) {
+    this.worker = worker ?? new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+    this.worker.onmessage = (ev: MessageEvent<FromWorker>) => this.receive(ev.data);
+    this.chat = { completions: { create: (params, options) => Promise.resolve(this.stream(params, options?.signal)) } };
+  }
+
+  private receive(m: FromWorker): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.type === 'progress') p.onProgress?.(m.progress);
+    else if (m.type === 'chunk') p.onChunk?.(m.chunk);
+    else {
+      this.pending.delete(m.id);
+      if (m.type === 'error') p.reject(revive(m.error));
+      else p.resolve(m.value);
+    }
+  }
+
+  private call<T>(msg: Request, extra: Partial<Pending> = {}): { id: number; done: Promise<T> } {
+    const id = this.nextId++;
+    const done = new Promise<T>((resolve, reject) => this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...extra }));
+    this.worker.postMessage({ ...msg, id } as ToWorker);
+    return { id, done };
+  }
+
+  load(model: string | FileSystemDirectoryHandle, options: LoadOptions = {}, onProgress?: (p: ProgressInfo) => void): Promise<LoadInfo> {
+    return this.call<LoadInfo>({ type: 'load', model, options }, { onProgress }).done;
+  }
+
+  cacheSize(): Promise<number> {
+    return this.call<number>({ type: 'cache-size' }).done;
+  }
+
+  clearCache(): Promise<void> {
+    return this.call<void>({ type: 'clear-cache' }).done;
+  }
+
+  dispose(): Promise<void> {
+    return this.call<void>({ type: 'dispose' }).done;
+  }
+
+  private stream(params: ChatCompletionCreateParams, signal?: AbortSignal): AsyncIterable<ChatCompletionChunk> {
+    const queue: ChatCompletionChunk[] = [];
+    let finished = false;
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      wake?.();
+      wake = undefined;
+    };
+    const { id, done } = this.call<null>({ type: 'create', params }, { onChunk: (c) => { queue.push(c); notify(); } });
+    done.then(() => { finished = true; notify(); }, (e: Error) => { failure = e; finished = true; notify(); });
+    const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for (;;) {
+            if (queue.length > 0) {
+              yield queue.shift()!;
+              continue;
+            }
+            if (finished) break;
+            await new Promise<void>((r) => (wake = r));
+          }
+          if (failure) throw failure;
+        } finally {
+          signal?.removeEventListener('abort', abort);
+          if (!finished) abort();
+        }
+      },
+    };
+  }
+}
