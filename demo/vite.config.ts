@@ -1,4 +1,7 @@
-/** The browser demo: `npm run demo` serves it, `npm run build:demo` builds a static site (relative paths). */
+/**
+ * The browser demo: `npm run demo` serves it, `npm run build:demo` builds a static site (relative
+ * paths) with two pages: the chat (index.html) and the benchmark (bench.html).
+ */
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
@@ -9,5 +12,15 @@ export default defineConfig({
   root: DEMO_ROOT,
   base: './',
   worker: { format: 'es' },
-  build: { outDir: DEMO_OUT, emptyOutDir: true, target: 'es2022' },
+  build: {
+    outDir: DEMO_OUT,
+    emptyOutDir: true,
+    target: 'es2022',
+    rollupOptions: {
+      input: {
+        index: fileURLToPath(new URL('./index.html', import.meta.url)),
+        bench: fileURLToPath(new URL('./bench.html', import.meta.url)),
+      },
+    },
+  },
 });

@@ -16,6 +16,8 @@ export interface CacheStats {
   cachedBytes: number;
   networkRequests: number;
   cachedRequests: number;
+  /** Answers the cache refused to store (quota exceeded, storage evicted): served all the same. */
+  storeFailures: number;
 }
 
 export interface CachingFetchOptions {
@@ -40,7 +42,7 @@ function rangeOf(init?: RequestInit): string | null {
 export function cachingFetch(options: CachingFetchOptions = {}): { fetch: typeof fetch; stats: CacheStats } {
   const name = options.cacheName ?? DEFAULT_CACHE_NAME;
   const inner = options.fetch ?? globalThis.fetch.bind(globalThis);
-  const stats: CacheStats = { networkBytes: 0, cachedBytes: 0, networkRequests: 0, cachedRequests: 0 };
+  const stats: CacheStats = { networkBytes: 0, cachedBytes: 0, networkRequests: 0, cachedRequests: 0, storeFailures: 0 };
   let cachePromise: Promise<Cache> | undefined;
   const open = () => (cachePromise ??= caches.open(name));
   const f = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
@@ -70,7 +72,12 @@ export function cachingFetch(options: CachingFetchOptions = {}): { fetch: typeof
     headers.set('content-length', String(body.byteLength));
     headers.set('x-gptoss-status', String(res.status));
     // Cache.put refuses 206 (and 404 is not ok): stored as 200 with the real status in a header.
-    await cache.put(key, new Response(body, { status: 200, headers }));
+    // A full quota only costs the caching: the download goes on.
+    try {
+      await cache.put(key, new Response(body, { status: 200, headers }));
+    } catch {
+      stats.storeFailures++;
+    }
     options.onStats?.(stats);
     return new Response(body, { status: res.status, headers });
   };

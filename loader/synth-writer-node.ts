@@ -30,6 +30,12 @@ export interface WriteSyntheticOptions {
   overwrite?: boolean;
   /** Called after every chunk with weight bytes written so far and the total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Write the headers only and leave every tensor's bytes as a hole (zeros, no disk space): a
+   * full-size checkpoint in seconds, for what happens before weights are read (sizes, memory
+   * planning, storage quotas). Its weights are all zero, not the seeded random ones.
+   */
+  sparse?: boolean;
 }
 
 export interface WriteSyntheticResult {
@@ -108,6 +114,12 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
         pos += header.length;
         let inFlight: Promise<void> | null = null;
         for (const t of shard.tensors) {
+          if (opts.sparse) {
+            pos += t.bytes;
+            done += t.bytes;
+            opts.onProgress?.(done, totalBytes);
+            continue;
+          }
           for (const chunk of synthTensorChunks(t, config, opts.seed, chunkBytes)) {
             // One write in flight: generate the next chunk while the previous one is written.
             if (inFlight) await inFlight;
@@ -118,6 +130,7 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
           }
         }
         if (inFlight) await inFlight;
+        if (opts.sparse) await fh.truncate(pos);
         const expected = header.length + shard.dataBytes;
         if (pos !== expected) throw new Error(`internal: wrote ${pos} bytes to ${shard.file}, expected ${expected}`);
       } finally {

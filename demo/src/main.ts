@@ -1,6 +1,7 @@
 /** The chat page: plain DOM, the engine in a worker behind WorkerEngine. */
-import { GpuUnavailableError, ModelTooLargeError, type ChatMessageParam } from '../../index.ts';
-import type { LoadInfo, ProgressInfo } from './protocol.ts';
+import { GpuUnavailableError, ModelTooLargeError, type AdapterSummary, type ChatMessageParam } from '../../index.ts';
+import { parseBytes } from '../../cli/args.ts';
+import type { DemoModel, FallbackEndpoint, LoadInfo, LoadOptions, ProgressInfo } from './protocol.ts';
 import { WorkerEngine } from './worker-proxy.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -11,35 +12,96 @@ let running: AbortController | undefined;
 declare global {
   interface Window {
     /** State for tests and curious users. */
-    __demo: { loaded?: LoadInfo; loadError?: string; generating: boolean; lastAnswer: string; progressEvents: number; chunks: number };
+    __demo: {
+      loaded?: LoadInfo; loadError?: string; generating: boolean; lastAnswer: string; progressEvents: number; chunks: number;
+      /** Whether the page found a WebGPU adapter (undefined while it looks). */
+      webgpu?: boolean;
+      /** Every notice shown, oldest first. */
+      notices: string[];
+    };
   }
 }
-window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0 };
+window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0, notices: [] };
 
 const fmtBytes = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
-function notice(text: string, error = false): void {
+/** The banner; `offerFallback` adds a button that loads through the fallback endpoint. */
+function notice(text: string, error = false, offerFallback = false): void {
+  if (text) window.__demo.notices.push(text);
   const el = $('notice');
   el.hidden = !text;
-  el.textContent = text;
+  $('notice-text').textContent = text;
   el.classList.toggle('error', error);
+  $('use-fallback').hidden = !offerFallback;
+}
+
+/** Settings fields kept in localStorage between visits. */
+const SETTINGS = ['context', 'memory-limit', 'fallback-url', 'fallback-model', 'fallback-key'] as const;
+for (const id of SETTINGS) {
+  const el = $<HTMLInputElement>(id);
+  const saved = localStorage.getItem(`gptoss.${id}`);
+  if (saved !== null) el.value = saved;
+  el.addEventListener('change', () => localStorage.setItem(`gptoss.${id}`, el.value));
+}
+
+function fallbackEndpoint(): FallbackEndpoint | undefined {
+  const baseURL = $<HTMLInputElement>('fallback-url').value.trim();
+  if (!baseURL) return undefined;
+  const apiKey = $<HTMLInputElement>('fallback-key').value.trim();
+  return { baseURL, model: $<HTMLInputElement>('fallback-model').value.trim() || 'gpt-oss-20b', ...(apiKey ? { apiKey } : {}) };
+}
+
+/** The load options from the settings; throws with a message naming the field. */
+function loadOptions(): LoadOptions {
+  const context = Number($<HTMLInputElement>('context').value);
+  if (!Number.isInteger(context) || context < 16) throw new Error(`Context length must be a whole number of tokens, got ${JSON.stringify($<HTMLInputElement>('context').value)}`);
+  const mem = $<HTMLInputElement>('memory-limit').value.trim();
+  let memoryLimit: number | undefined;
+  if (mem) {
+    try {
+      memoryLimit = parseBytes(mem, 'memory-limit');
+    } catch {
+      throw new Error(`GPU memory limit must be a size such as 16 GB or 8GiB, got ${JSON.stringify(mem)}`);
+    }
+  }
+  return { contextLimit: context, memoryLimit, fallback: fallbackEndpoint() };
 }
 
 async function refreshCache(): Promise<void> {
   $('cache-size').textContent = fmtBytes(await engine.cacheSize());
 }
 
-function explain(e: unknown): string {
-  const fallbackHint = 'You can use another browser with WebGPU (recent Chrome or Edge, Safari 26, Firefox 141+ on Windows), ' +
-    'or the fallback endpoint: createEngine({ model, fallback: { baseURL, model } }) with an OpenAI-compatible server.';
-  if (e instanceof GpuUnavailableError) return `WebGPU is not available here: ${e.message}\n${fallbackHint}`;
-  if (e instanceof ModelTooLargeError) return `This GPU does not have enough memory for the model: ${e.message}\n` +
-    `Try a smaller context, a smaller model, or a GPU with more memory.\n${fallbackHint}`;
-  return `Loading failed: ${e instanceof Error ? e.message : String(e)}`;
+const FALLBACK_HINT = 'You can open this page in a browser with WebGPU (recent Chrome or Edge, Safari 26, Firefox 141+ on Windows), ' +
+  'or set a fallback endpoint (any OpenAI-compatible server, e.g. `gptoss serve` on another machine) under Settings and use it.';
+
+/** What the page says about a failed load, and whether the fallback endpoint is worth offering. */
+function explain(e: unknown): { text: string; offerFallback: boolean } {
+  if (e instanceof GpuUnavailableError) return { text: `WebGPU is not available here: ${e.message}\n${FALLBACK_HINT}`, offerFallback: true };
+  if (e instanceof ModelTooLargeError) {
+    return {
+      text: `This GPU does not have enough memory for the model: ${e.message}\n` +
+        `Try a shorter context under Settings, a GPU with more memory, or another device.\n${FALLBACK_HINT}`,
+      offerFallback: true,
+    };
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  if ((e as { code?: string }).code === 'http') {
+    return { text: `The download stopped: ${msg}\nPress Load again to resume: the parts already downloaded are kept in the browser's cache.`, offerFallback: false };
+  }
+  return { text: `Loading failed: ${msg}`, offerFallback: false };
 }
 
-async function load(model: string | FileSystemDirectoryHandle): Promise<void> {
+async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Promise<void> {
+  let options: LoadOptions;
+  try {
+    options = { ...loadOptions(), ...overrides };
+  } catch (e) {
+    notice((e as Error).message, true);
+    return;
+  }
   notice('');
+  // Ask the browser not to evict the cached model under storage pressure (best effort).
+  void navigator.storage?.persist?.().catch(() => false);
   $<HTMLButtonElement>('load').disabled = true;
   $<HTMLButtonElement>('send').disabled = true;
   const bar = $<HTMLProgressElement>('progress');
@@ -59,26 +121,42 @@ async function load(model: string | FileSystemDirectoryHandle): Promise<void> {
       `${fmtBytes(rate)}/s, ${Number.isFinite(left) ? left.toFixed(0) : '?'} s left; downloaded ${fmtBytes(p.networkBytes)}, from cache ${fmtBytes(p.cachedBytes)}`;
   };
   try {
-    const info = await engine.load(model, { contextLimit: 1024 }, onProgress);
+    const info = await engine.load(model, options, onProgress, (text) => notice(text));
     window.__demo.loaded = info;
     bar.max = 1;
     bar.value = 1;
-    $('progress-text').textContent = `Loaded ${info.modelId}: ${fmtBytes(info.totalBytes)} in ${((performance.now() - t0) / 1000).toFixed(1)} s ` +
-      `(100%); downloaded ${fmtBytes(info.networkBytes)}, from cache ${fmtBytes(info.cachedBytes)}`;
-    if (info.quotaWarning) notice(info.quotaWarning);
-    const a = info.adapter;
-    $('adapter').textContent = a
-      ? `Adapter: ${a.vendor} ${a.architecture} ${a.description}; features: ${a.features.join(', ') || 'none'}; ` +
-        `max buffer ${fmtBytes(a.maxBufferSize)}, max storage binding ${fmtBytes(a.maxStorageBufferBindingSize)}, workgroup storage ${fmtBytes(a.maxComputeWorkgroupStorageSize)}`
-      : `Backend: ${info.backend}`;
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    if (info.backend === 'fallback') {
+      $('progress-text').textContent = `Nothing downloaded: answers come from the fallback endpoint (${secs} s).`;
+      notice(`Answering through the fallback endpoint ${options.fallback?.baseURL} (model ${info.modelId}), because: ${info.fallbackReason}`);
+    } else {
+      $('progress-text').textContent = `Loaded ${info.modelId}: ${fmtBytes(info.totalBytes)} of weights in ${secs} s ` +
+        `(100%); downloaded ${fmtBytes(info.networkBytes)}, from cache ${fmtBytes(info.cachedBytes)}`;
+    }
+    $('adapter').textContent = describeBackend(info);
     $<HTMLButtonElement>('send').disabled = false;
   } catch (e) {
     window.__demo.loadError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    notice(explain(e), true);
+    const { text, offerFallback } = explain(e);
+    notice(text, true, offerFallback);
   } finally {
     $<HTMLButtonElement>('load').disabled = false;
     await refreshCache().catch(() => {});
   }
+}
+
+const KEY_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
+
+function describeAdapter(a: AdapterSummary): string {
+  const name = [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed adapter';
+  const key = KEY_FEATURES.map((f) => `${f} ${a.features.includes(f) ? 'yes' : 'no'}`).join(', ');
+  return `Adapter: ${name}${a.fallback ? ' (software fallback adapter: slow)' : ''}; ${key}; ` +
+    `max buffer ${fmtBytes(a.maxBufferSize)}, max storage binding ${fmtBytes(a.maxStorageBufferBindingSize)}, ` +
+    `workgroup storage ${fmtBytes(a.maxComputeWorkgroupStorageSize)}; all features: ${a.features.join(', ') || 'none'}`;
+}
+
+function describeBackend(info: LoadInfo): string {
+  return info.adapter ? describeAdapter(info.adapter) : `Backend: fallback endpoint (${info.modelId})`;
 }
 
 async function send(): Promise<void> {
@@ -149,8 +227,19 @@ function modelInput(v: string): string {
 $('load').onclick = () => void load(modelInput($<HTMLInputElement>('model').value.trim()));
 $('pick').onclick = async () => {
   const pick = (window as unknown as { showDirectoryPicker?: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
-  if (!pick) return notice('This browser cannot open local folders (no showDirectoryPicker); use a URL instead.');
-  await load(await pick());
+  // Without the File System Access API (Firefox, Safari), a folder <input> gives the files.
+  if (!pick) return $<HTMLInputElement>('folder-input').click();
+  let dir: FileSystemDirectoryHandle;
+  try {
+    dir = await pick.call(window);
+  } catch {
+    return; // the user closed the picker
+  }
+  await load(dir);
+};
+$<HTMLInputElement>('folder-input').onchange = () => {
+  const files = [...($<HTMLInputElement>('folder-input').files ?? [])];
+  if (files.length > 0) void load(files);
 };
 $('send').onclick = () => void send();
 $('stop').onclick = () => running?.abort();
@@ -158,7 +247,39 @@ $('clear-cache').onclick = async () => {
   await engine.clearCache();
   await refreshCache();
 };
-if (!('gpu' in navigator)) notice(explain(new GpuUnavailableError('navigator.gpu is missing in this browser')), true);
+$('fallback-form').onsubmit = (e) => e.preventDefault();
+$('use-fallback').onclick = () => {
+  if (!fallbackEndpoint()) {
+    ($('settings') as HTMLDetailsElement).open = true;
+    $('fallback-url').focus();
+    notice('Enter the fallback endpoint\'s base URL (and model, API key) under Settings, then press the button again.', true, true);
+    return;
+  }
+  void load(modelInput($<HTMLInputElement>('model').value.trim()));
+};
+/** Says at once when this browser cannot run the model itself, before anything is downloaded. */
+async function checkWebGpu(): Promise<void> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  const a = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+  if (!a) {
+    const why = gpu ? 'the browser offers no WebGPU adapter (the GPU or its driver may be blocklisted, or WebGPU is switched off)' : 'this browser has no navigator.gpu';
+    window.__demo.webgpu = false;
+    notice(explain(new GpuUnavailableError(why)).text, true, true);
+    return;
+  }
+  window.__demo.webgpu = true;
+  // What the browser offers, before any load (the worker's device reports the same adapter).
+  if (!window.__demo.loaded) {
+    const info = a.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+    $('adapter').textContent = describeAdapter({
+      vendor: info.vendor, architecture: info.architecture, description: info.description, features: [...a.features].sort(),
+      maxBufferSize: a.limits.maxBufferSize, maxStorageBufferBindingSize: a.limits.maxStorageBufferBindingSize,
+      maxComputeWorkgroupStorageSize: a.limits.maxComputeWorkgroupStorageSize,
+      fallback: info.isFallbackAdapter === true || info.architecture === 'swiftshader',
+    });
+  }
+}
+void checkWebGpu();
 const q = new URLSearchParams(location.search).get('model');
 if (q) $<HTMLInputElement>('model').value = q;
 void refreshCache().catch(() => {});

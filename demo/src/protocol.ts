@@ -1,10 +1,23 @@
 /** Messages between the page (worker-proxy.ts) and the engine worker (worker.ts). */
 import type { AdapterSummary, ChatCompletionChunk, ChatCompletionCreateParams } from '../../index.ts';
 
+/** An OpenAI-compatible server that answers when WebGPU is missing or the model does not fit. */
+export interface FallbackEndpoint {
+  baseURL: string;
+  model: string;
+  apiKey?: string;
+}
+
+/** A model location: URL or Hugging Face repo id, a picked folder's handle, or its files (<input webkitdirectory>). */
+export type DemoModel = string | FileSystemDirectoryHandle | File[];
+
 export interface LoadOptions {
   contextLimit?: number;
+  /** GPU memory to plan against (WebGPU does not report it); undefined: unknown. */
+  memoryLimit?: number;
   /** Cache HTTP downloads in the Cache API (default true). */
   cache?: boolean;
+  fallback?: FallbackEndpoint;
 }
 
 export interface LoadInfo {
@@ -17,6 +30,8 @@ export interface LoadInfo {
   cachedBytes: number;
   /** Set when the storage quota is too small to cache the model (it is then loaded uncached). */
   quotaWarning?: string;
+  /** Why the fallback endpoint answers (backend 'fallback'). */
+  fallbackReason?: string;
 }
 
 export interface ProgressInfo {
@@ -28,7 +43,7 @@ export interface ProgressInfo {
 }
 
 export type ToWorker =
-  | { type: 'load'; id: number; model: string | FileSystemDirectoryHandle; options: LoadOptions }
+  | { type: 'load'; id: number; model: DemoModel; options: LoadOptions }
   | { type: 'create'; id: number; params: ChatCompletionCreateParams }
   | { type: 'abort'; id: number }
   | { type: 'cache-size'; id: number }
@@ -38,10 +53,13 @@ export type ToWorker =
 export interface WireError {
   name: string;
   message: string;
+  /** ModelLoadError's code, e.g. 'http' for a failed download. */
+  code?: string;
 }
 
 export type FromWorker =
   | { type: 'progress'; id: number; progress: ProgressInfo }
+  | { type: 'notice'; id: number; text: string }
   | { type: 'chunk'; id: number; chunk: ChatCompletionChunk }
   | { type: 'result'; id: number; value: unknown }
   | { type: 'error'; id: number; error: WireError };

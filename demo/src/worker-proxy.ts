@@ -5,12 +5,13 @@
  * names, so GpuUnavailableError / ModelTooLargeError can be told apart.
  */
 import { GpuUnavailableError, ModelTooLargeError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../../index.ts';
-import type { FromWorker, LoadInfo, LoadOptions, ProgressInfo, ToWorker, WireError } from './protocol.ts';
+import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ProgressInfo, ToWorker, WireError } from './protocol.ts';
 
 type Pending = {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   onProgress?: (p: ProgressInfo) => void;
+  onNotice?: (text: string) => void;
   onChunk?: (c: ChatCompletionChunk) => void;
 };
 
@@ -19,8 +20,9 @@ type Request = ToWorker extends infer T ? (T extends ToWorker ? Omit<T, 'id'> : 
 function revive(e: WireError): Error {
   if (e.name === 'GpuUnavailableError') return new GpuUnavailableError(e.message);
   if (e.name === 'ModelTooLargeError') return new ModelTooLargeError(e.message, 0, 0);
-  const err = new Error(e.message);
+  const err = new Error(e.message) as Error & { code?: string };
   err.name = e.name;
+  if (e.code !== undefined) err.code = e.code;
   return err;
 }
 
@@ -40,6 +42,7 @@ export class WorkerEngine {
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === 'progress') p.onProgress?.(m.progress);
+    else if (m.type === 'notice') p.onNotice?.(m.text);
     else if (m.type === 'chunk') p.onChunk?.(m.chunk);
     else {
       this.pending.delete(m.id);
@@ -55,8 +58,9 @@ export class WorkerEngine {
     return { id, done };
   }
 
-  load(model: string | FileSystemDirectoryHandle, options: LoadOptions = {}, onProgress?: (p: ProgressInfo) => void): Promise<LoadInfo> {
-    return this.call<LoadInfo>({ type: 'load', model, options }, { onProgress }).done;
+  /** Loads a model; `onNotice` hears what the page should say before the load ends (e.g. a small quota). */
+  load(model: DemoModel, options: LoadOptions = {}, onProgress?: (p: ProgressInfo) => void, onNotice?: (text: string) => void): Promise<LoadInfo> {
+    return this.call<LoadInfo>({ type: 'load', model, options }, { onProgress, onNotice }).done;
   }
 
   cacheSize(): Promise<number> {

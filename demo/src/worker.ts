@@ -1,65 +1,57 @@
 /// <reference lib="webworker" />
 /** The engine in a Web Worker: loads the model (through the download cache) and streams chats. */
-import { Checkpoint, createEngine, huggingFaceUrl, resolveModelSource, type Engine, type ModelSource } from '../../index.ts';
-import { cachedHttpSource, cacheSize, checkQuota, clearCache, type CacheStats } from '../../loader/source-cache.ts';
-import type { FromWorker, LoadInfo, ToWorker } from './protocol.ts';
+import { createEngine, type Engine, type LoadProgress } from '../../index.ts';
+import { cacheSize, clearCache } from '../../loader/source-cache.ts';
+import { checkStorage, demoSource, modelName, storeRefusedWarning } from './model-source.ts';
+import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ToWorker } from './protocol.ts';
 
 const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
 let engine: Engine | undefined;
 const aborts = new Map<number, AbortController>();
 
-/** An absolute URL as is; anything else is a Hugging Face repo id (the page resolves site paths). */
-function toUrl(model: string): string {
-  return /^https?:\/\//i.test(model) ? model : huggingFaceUrl(model);
+/** Whether this worker has a WebGPU adapter (checked before anything is downloaded). */
+async function hasAdapter(): Promise<boolean> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return false;
+  try {
+    return (await gpu.requestAdapter()) !== null;
+  } catch {
+    return false;
+  }
 }
 
-async function load(id: number, model: string | FileSystemDirectoryHandle, cache: boolean, contextLimit?: number): Promise<LoadInfo> {
+async function load(id: number, model: DemoModel, o: LoadOptions): Promise<LoadInfo> {
   await engine?.dispose();
   engine = undefined;
-  let source: ModelSource;
-  let stats: CacheStats = { networkBytes: 0, cachedBytes: 0, networkRequests: 0, cachedRequests: 0 };
+  let src = await demoSource(model, o.cache ?? true);
+  const modelId = modelName(model);
+  let totalBytes = 0;
   let quotaWarning: string | undefined;
-  let modelId = 'gpt-oss';
-  if (typeof model === 'string') {
-    const url = toUrl(model);
-    modelId = model.replace(/\/+$/, '').split('/').at(-1) || model;
-    if (cache && typeof caches !== 'undefined') {
-      const c = cachedHttpSource(url);
-      source = c.source;
-      stats = c.stats;
-    } else source = await resolveModelSource(url);
-  } else {
-    source = await resolveModelSource(model);
-    modelId = model.name;
+  // Without an adapter nothing is downloaded: createEngine answers through the fallback or throws.
+  if (await hasAdapter()) {
+    const checked = await checkStorage(src);
+    src = checked.source;
+    totalBytes = checked.totalBytes;
+    quotaWarning = checked.warning;
+    if (quotaWarning) post({ type: 'notice', id, text: quotaWarning });
   }
-  // The size first (headers only), to check the storage quota before a large download.
-  const probe = await Checkpoint.open(source);
-  const totalBytes = probe.totalBytes;
-  await probe.close();
-  if (typeof model === 'string' && cache) {
-    const q = await checkQuota(Math.max(0, totalBytes - (await cacheSize())));
-    if (!q.ok) {
-      quotaWarning = `The browser's storage quota (${(q.available / 1e9).toFixed(1)} GB free of ${(q.quota / 1e9).toFixed(1)} GB) ` +
-        `is too small to cache this ${(totalBytes / 1e9).toFixed(1)} GB model: it is loaded without caching.`;
-      source = await resolveModelSource(toUrl(model));
-    }
-  }
-  engine = await createEngine({
-    model: source,
-    modelId,
-    contextLimit,
-    onProgress: (p) => post({ type: 'progress', id, progress: { phase: 'download', ...p, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes } }),
-  });
+  const stats = src.stats;
+  const onProgress = (p: LoadProgress) => {
+    const refused = quotaWarning ? undefined : storeRefusedWarning(stats);
+    if (refused) post({ type: 'notice', id, text: (quotaWarning = refused) });
+    post({ type: 'progress', id, progress: { phase: 'download', ...p, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes } });
+  };
+  engine = await createEngine({ model: src.source, modelId, contextLimit: o.contextLimit, memoryLimit: o.memoryLimit, fallback: o.fallback, onProgress });
   return {
     modelId: engine.modelId, backend: engine.backend, adapter: engine.adapter, totalBytes,
-    networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes, quotaWarning,
+    networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes, quotaWarning, fallbackReason: engine.fallbackReason,
   };
 }
 
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case 'load':
-      post({ type: 'result', id: m.id, value: await load(m.id, m.model, m.options.cache ?? true, m.options.contextLimit) });
+      post({ type: 'result', id: m.id, value: await load(m.id, m.model, m.options) });
       return;
     case 'create': {
       if (!engine) throw new Error('no model loaded');
@@ -98,6 +90,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
   handle(m).catch((e: unknown) => {
     const err = e instanceof Error ? e : new Error(String(e));
-    post({ type: 'error', id: m.id, error: { name: err.name, message: err.message } });
+    const code = (err as { code?: unknown }).code;
+    post({ type: 'error', id: m.id, error: { name: err.name, message: err.message, code: typeof code === 'string' ? code : undefined } });
   });
 };

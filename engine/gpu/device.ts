@@ -26,6 +26,8 @@ export interface AdapterSummary {
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
   maxComputeWorkgroupStorageSize: number;
+  /** A software (CPU) adapter such as SwiftShader: it works, slowly. */
+  fallback: boolean;
 }
 
 export interface GpuOptions {
@@ -64,9 +66,10 @@ export async function createGpuContext(options: GpuOptions = {}): Promise<GpuCon
   const gpu = options.gpu ?? (await getGpu());
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
   if (!adapter) {
-    throw new GpuUnavailableError(
-      'no WebGPU adapter found (on Linux without a GPU, install a Vulkan driver such as SwiftShader and set VK_ICD_FILENAMES)',
-    );
+    const inBrowser = typeof window !== 'undefined' || 'WorkerGlobalScope' in globalThis;
+    throw new GpuUnavailableError(inBrowser
+      ? 'no WebGPU adapter found: the browser offers none (the GPU or its driver may be blocklisted, or WebGPU is switched off)'
+      : 'no WebGPU adapter found (on Linux without a GPU, install a Vulkan driver such as SwiftShader and set VK_ICD_FILENAMES)');
   }
   const wanted: GPUFeatureName[] = [];
   const f16 = options.allowF16 !== false && adapter.features.has('shader-f16');
@@ -86,12 +89,13 @@ export async function createGpuContext(options: GpuOptions = {}): Promise<GpuCon
     },
   });
   const info = adapter.info;
+  const fallback = (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true ||
+    (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.architecture === 'swiftshader';
   return {
     adapter,
     device,
     f16,
-    fallback: (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true ||
-      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.architecture === 'swiftshader',
+    fallback,
     info: {
       vendor: info?.vendor ?? '',
       architecture: info?.architecture ?? '',
@@ -100,6 +104,7 @@ export async function createGpuContext(options: GpuOptions = {}): Promise<GpuCon
       maxBufferSize: device.limits.maxBufferSize,
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
       maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+      fallback,
     },
     destroy: () => device.destroy(),
   };

@@ -10,19 +10,26 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-export const CHROMIUM_WEBGPU_FLAGS = [
+const CHROMIUM_BASE_FLAGS = [
   '--headless=new',
   '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-vulkan-surface',
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
 ];
+
+export const CHROMIUM_WEBGPU_FLAGS = [
+  ...CHROMIUM_BASE_FLAGS,
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--disable-vulkan-surface',
+];
+
+/** A browser without WebGPU, as on a machine or browser that lacks it. */
+export const CHROMIUM_NO_WEBGPU_FLAGS = [...CHROMIUM_BASE_FLAGS, '--disable-gpu', '--disable-features=WebGPU'];
 
 export interface TestBrowser {
   browser: Browser;
@@ -31,14 +38,14 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-export async function launchChromium(extraArgs: string[] = []): Promise<TestBrowser> {
+export async function launchChromium(extraArgs: string[] = [], options: { webgpu?: boolean } = {}): Promise<TestBrowser> {
   const profile = await mkdtemp(join(tmpdir(), 'gptoss-chromium-'));
   let browser: Browser;
   try {
     browser = await puppeteer.launch({
       executablePath: CHROMIUM_PATH,
       headless: true, // the flags below choose --headless=new explicitly
-      args: [...CHROMIUM_WEBGPU_FLAGS, `--user-data-dir=${profile}`, ...extraArgs],
+      args: [...(options.webgpu === false ? CHROMIUM_NO_WEBGPU_FLAGS : CHROMIUM_WEBGPU_FLAGS), `--user-data-dir=${profile}`, ...extraArgs],
       protocolTimeout: 600_000,
     });
   } catch (e) {

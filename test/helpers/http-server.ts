@@ -3,7 +3,7 @@
  * Range support, plus switchable misbehaviours to exercise the HTTP loader's error paths.
  */
 import { createServer, type Server } from 'node:http';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
 
@@ -27,6 +27,12 @@ export interface TestServer {
   mode: ServerMode;
   /** Requests still to answer with 500. */
   failNext: number;
+  /**
+   * A dropped connection: `count` more Range requests under `prefix` are answered (each one
+   * decrements it), then every later one is closed without an answer (a network error), until
+   * this is set back to undefined.
+   */
+  dropAfter?: { prefix: string; count: number };
   /** Every request seen: method, path and Range header. */
   readonly log: { method: string; path: string; range?: string; status: number }[];
   close(): Promise<void>;
@@ -41,6 +47,21 @@ const TYPES: Record<string, string> = {
   '.wasm': 'application/wasm',
 };
 
+async function readRange(file: string, begin: number, end: number): Promise<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const out = new Uint8Array(end - begin);
+    for (let off = 0; off < out.length; ) {
+      const { bytesRead } = await fh.read(out, off, out.length - off, begin + off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function startTestServer(root: string, options: TestServerOptions = {}): Promise<TestServer> {
   const rootDir = normalize(root);
   let server: Server;
@@ -48,6 +69,7 @@ export async function startTestServer(root: string, options: TestServerOptions =
     baseUrl: '',
     mode: options.mode ?? 'range',
     failNext: options.failFirst ?? 0,
+    dropAfter: undefined as TestServer['dropAfter'],
     log: [] as TestServer['log'],
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -72,36 +94,46 @@ export async function startTestServer(root: string, options: TestServerOptions =
         state.failNext--;
         return send(500, 'injected failure');
       }
+      const drop = state.dropAfter;
+      if (drop && range && path.startsWith(drop.prefix)) {
+        if (drop.count <= 0) {
+          entry.status = -1;
+          return void res.destroy();
+        }
+        drop.count--;
+      }
       const file = normalize(join(rootDir, path));
       if (file !== rootDir && !file.startsWith(rootDir.endsWith(sep) ? rootDir : rootDir + sep)) return send(403, 'forbidden');
       const st = await stat(file).catch(() => null);
       if (!st || !st.isFile()) return send(404, 'not found');
-      const data = new Uint8Array(await readFile(file));
+      const size = st.size;
       const type = { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream' };
       const m = range && state.mode !== 'no-range' ? /^bytes=(\d*)-(\d*)$/.exec(range) : null;
-      if (!m) return send(200, data, { ...type, ...(state.mode === 'no-range' ? {} : { 'Accept-Ranges': 'bytes' }) });
+      if (!m) return send(200, new Uint8Array(await readFile(file)), { ...type, ...(state.mode === 'no-range' ? {} : { 'Accept-Ranges': 'bytes' }) });
       let start: number;
       let end: number;
       if (m[1] === '') {
-        start = Math.max(0, data.length - Number(m[2]));
-        end = data.length - 1;
+        start = Math.max(0, size - Number(m[2]));
+        end = size - 1;
       } else {
         start = Number(m[1]);
-        end = m[2] === '' ? data.length - 1 : Math.min(Number(m[2]), data.length - 1);
+        end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
       }
-      if (start >= data.length || start > end) {
-        return send(416, '', { 'Content-Range': `bytes */${data.length}` });
+      if (start >= size || start > end) {
+        return send(416, '', { 'Content-Range': `bytes */${size}` });
       }
-      const headers = { ...type, 'Accept-Ranges': 'bytes', 'Content-Range': `bytes ${start}-${end}/${data.length}` };
-      if (state.mode === 'short' && end > start) return send(206, data.subarray(start, end), headers);
+      // Only the asked range is read: files may be far larger than memory (sparse test checkpoints).
+      const data = await readRange(file, start, end + 1);
+      const headers = { ...type, 'Accept-Ranges': 'bytes', 'Content-Range': `bytes ${start}-${end}/${size}` };
+      if (state.mode === 'short' && end > start) return send(206, data.subarray(0, end - start), headers);
       if (state.mode === 'cut' && end > start) {
         entry.status = 206;
         res.writeHead(206, { ...options.headers, ...headers, 'Content-Length': String(end - start + 1) });
-        res.write(Buffer.from(data.subarray(start, start + Math.floor((end - start + 1) / 2))));
+        res.write(Buffer.from(data.subarray(0, Math.floor((end - start + 1) / 2))));
         setTimeout(() => res.destroy(), 5);
         return;
       }
-      return send(206, data.subarray(start, end + 1), headers);
+      return send(206, data, headers);
     } catch (e) {
       if (!res.headersSent) send(500, String(e));
       else res.destroy();
