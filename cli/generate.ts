@@ -1,5 +1,7 @@
 /** `gptoss generate`: raw completion of a prompt, streamed to stdout. */
 import { parseArgs } from 'node:util';
+import { writeFile } from 'node:fs/promises';
+import { decodeShape, GpuCallTrace } from '../engine/gpu/call-trace.ts';
 import { GptOssTokenizer } from '../loader/tokenizer.ts';
 import { GpuSession } from '../engine/gpu-session.ts';
 import { generate } from '../engine/generate.ts';
@@ -11,8 +13,11 @@ export const command = {
   summary: 'generate a raw completion of a prompt on the GPU, streamed to stdout',
   usage: [
     'Usage: gptoss generate --model DIR|URL --prompt "..." [--max-tokens N] [--temperature T] [--top-p P]',
-    '                       [--top-k K] [--seed S] [--context N] [--kv q8|f32]',
+    '                       [--top-k K] [--seed S] [--context N] [--kv q8|f32] [--gpu-trace FILE]',
     '',
+    '--gpu-trace FILE  records the WebGPU calls of the generation and writes, as JSON, the shape of a',
+    '                  decode step: submits, dispatches, objects created, bytes written and read back per',
+    '                  token, and how many steps were submitted before the previous id was read back.',
     'No chat template is applied: the prompt is tokenized as is (special tokens such as <|start|> allowed).',
     'Defaults: --max-tokens 64, --temperature 0 (greedy), --top-p 1, --top-k 0 (off), --seed 0.',
   ].join('\n'),
@@ -23,7 +28,7 @@ export const command = {
         model: { type: 'string' }, prompt: { type: 'string' },
         'max-tokens': { type: 'string', default: '64' }, temperature: { type: 'string', default: '0' },
         'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' }, seed: { type: 'string', default: '0' },
-        context: { type: 'string' }, kv: { type: 'string', default: 'q8' },
+        context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, 'gpu-trace': { type: 'string' },
       },
     });
     const prompt = requireFlag(values.prompt, 'prompt');
@@ -48,6 +53,7 @@ export const command = {
         throw new UsageError(`the prompt is ${ids.length} tokens; the context limit is ${loaded.model.contextLimit} (raise it with --context)`);
       }
       const session = new GpuSession(loaded.model);
+      const trace = values['gpu-trace'] !== undefined ? new GpuCallTrace(loaded.gpu.device) : undefined;
       const dec = tok.streamDecoder();
       const res = await generate(session, ids, {
         maxTokens,
@@ -55,7 +61,18 @@ export const command = {
         stopTokens: loaded.model.config.eosTokenIds,
         onToken: (id) => process.stdout.write(dec.push(id)),
       });
+      trace?.stop();
       process.stdout.write(dec.flush() + '\n');
+      if (trace) {
+        const shape = decodeShape(trace.events);
+        const c = loaded.model.config;
+        await writeFile(values['gpu-trace']!, JSON.stringify({ layers: c.numLayers, generated: res.tokens.length, decode: shape }, null, 2) + '\n');
+        process.stderr.write(
+          `[gpu trace: ${shape.steps} decode steps; per step ${shape.submitsPerStep} submit, ${shape.dispatchesPerStep.max} dispatches ` +
+            `for ${c.numLayers} layers (limit 8 per layer + 4: ${8 * c.numLayers + 4}), ${shape.createdPerStep} objects created, ${shape.mapsPerStep} read-back of ` +
+            `${shape.bytesReadPerStep} bytes; ${shape.pipelined} of ${shape.steps} steps had the next one submitted before their id came back]\n`,
+        );
+      }
       const decodeTps = res.tokens.length > 1 ? ((res.tokens.length - 1) / res.decodeMs) * 1000 : 0;
       process.stderr.write(
         `[${res.promptTokens} prompt tokens in ${res.prefillMs.toFixed(0)} ms (${((res.promptTokens / res.prefillMs) * 1000).toFixed(1)} tok/s); ` +

@@ -1,6 +1,7 @@
 /**
  * The generation loop over a GPU session: prefill the prompt in batches, then one command
- * buffer per token, stopping on a stop token, the token budget, the context limit or an abort.
+ * buffer per token, pipelined (token N+1 is submitted before token N is read back), stopping on
+ * a stop token, the token budget, the context limit or an abort.
  */
 import type { GpuSession } from './gpu-session.ts';
 import { validateSampling, type SamplingParams } from './sampling.ts';
@@ -36,22 +37,34 @@ export async function generate(session: GpuSession, prompt: number[], o: Generat
   const t0 = performance.now();
   o.signal?.throwIfAborted();
   await session.append(prompt);
-  let id = await session.sample(o.sampling);
+  const first = await session.sample(o.sampling);
   const t1 = performance.now();
+  // A step may run iff the token it draws is still wanted and the context keeps room for it.
+  const canStep = (count: number) => count < o.maxTokens && session.position + 1 < session.contextLimit;
   let finishReason: FinishReason = 'length';
+  let inFlight: Promise<number> | null = null;
+  let id = first;
   for (;;) {
     tokens.push(id);
     o.onToken?.(id);
-    if (stop.has(id)) {
-      finishReason = 'stop';
+    // The step after `inFlight` is submitted before `inFlight` is read back, so the GPU is never
+    // idle while the host reads a token; a stop found one step late takes that step back.
+    const done = stop.has(id) ? 'stop' : o.signal?.aborted ? 'abort' : null;
+    if (done) {
+      finishReason = done;
+      if (inFlight) {
+        await inFlight;
+        session.rewind(id);
+      }
       break;
     }
-    if (tokens.length >= o.maxTokens || session.position + 1 >= session.contextLimit) break;
-    if (o.signal?.aborted) {
-      finishReason = 'abort';
-      break;
+    if (!inFlight) {
+      if (!canStep(tokens.length)) break;
+      inFlight = session.enqueueStep(o.sampling);
     }
-    id = await session.step(o.sampling);
+    const ahead = canStep(tokens.length + 1) ? session.enqueueStep(o.sampling) : null;
+    id = await inFlight;
+    inFlight = ahead;
   }
   return { tokens, finishReason, promptTokens: prompt.length, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
 }

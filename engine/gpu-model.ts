@@ -17,8 +17,11 @@ import { KvStoreKernel } from '../kernels/kv-cache.ts';
 import { AttentionKernel } from '../kernels/attention.ts';
 import { TopkSoftmaxKernel } from '../kernels/router.ts';
 import { MoeDownKernel, MoeGateUpKernel } from '../kernels/moe.ts';
-import { SampleKernel } from '../kernels/sample.ts';
-import type { LayerParam, GlobalParam } from '../loader/weight-map.ts';
+import { SampleCandidatesKernel, SampleKernel } from '../kernels/sample.ts';
+import { MatvecKernel, matvecStageBytes } from '../kernels/matvec.ts';
+import { DecodeAttentionKernel } from '../kernels/attention-decode.ts';
+import { RouterDecodeKernel } from '../kernels/router.ts';
+import type { GpuParam } from './memory-plan.ts';
 
 export interface ModelOptions {
   /** Longest sequence of the sessions this model will serve (default min(4096, max positions)). */
@@ -33,15 +36,18 @@ export interface ModelOptions {
   signal?: AbortSignal;
 }
 
-/** The kernels of one model shape; a session binds them to its buffers. */
+/**
+ * The kernels of one model shape; a session binds them to its buffers. Prefill (a batch of
+ * tokens) and decode (one token) have their own sets: decode fuses what a single token allows
+ * (RMSNorm into the next projection, RoPE and the KV store into attention, router and top-k).
+ */
 export interface ModelKernels {
   rmsnorm: RmsNormKernel;
-  q: Bf16MatmulKernel;
-  k: Bf16MatmulKernel;
-  v: Bf16MatmulKernel;
+  /** q, k and v in one matmul over the fused [q; k; v] weight: qkv [T, (H + 2 nKv) D]. */
+  qkv: Bf16MatmulKernel;
   o: Bf16MatmulKernel;
-  ropeQ: RopeKernel;
-  ropeK: RopeKernel;
+  /** RoPE of the q and k heads, in place in the qkv rows. */
+  rope: RopeKernel;
   kvStore: KvStoreKernel;
   attnSliding: AttentionKernel;
   attnFull: AttentionKernel;
@@ -50,9 +56,20 @@ export interface ModelKernels {
   gateUp: MoeGateUpKernel;
   down: MoeDownKernel;
   embed: EmbedKernel[];
-  /** lm_head, one kernel per row chunk of the vocabulary. */
+  /** lm_head, one kernel per row chunk of the vocabulary (every position's logits). */
   lmHead: Bf16MatmulKernel[];
   sample: SampleKernel;
+  decode: {
+    qkv: MatvecKernel;
+    attnSliding: DecodeAttentionKernel;
+    attnFull: DecodeAttentionKernel;
+    o: MatvecKernel;
+    router: RouterDecodeKernel;
+    gateUp: MoeGateUpKernel;
+    /** Final RMSNorm + lm_head over every chunk, writing sampling candidates. */
+    lmHead: MatvecKernel;
+    sampleCandidates: SampleCandidatesKernel;
+  };
 }
 
 export class GpuModel {
@@ -82,7 +99,7 @@ export class GpuModel {
       },
     );
     const pipelines = PipelineCache.for(gpu.device);
-    const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled');
+    const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize);
     const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal });
     return new GpuModel(gpu, c, plan, weights, pipelines, kernels);
   }
@@ -100,7 +117,7 @@ export class GpuModel {
   }
 
   /** The buffer(s) of a weight. */
-  weight(param: GlobalParam | LayerParam, layer?: number): GPUBuffer[] {
+  weight(param: GpuParam, layer?: number): GPUBuffer[] {
     if (this.disposed) throw new Error('the model has been disposed');
     const t = this.weights.get(key(param, layer));
     if (!t) throw new Error(`no weight ${key(param, layer)}`);
@@ -115,21 +132,24 @@ export class GpuModel {
   }
 }
 
-function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, variant: 'tiled' | 'simple'): ModelKernels {
+function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, variant: 'tiled' | 'simple', wgMemory: number): ModelKernels {
   const H = c.hiddenSize, D = c.headDim, nq = c.numHeads, nkv = c.numKvHeads;
+  const qkvRows = (nq + 2 * nkv) * D;
   const fmt = plan.options.kvFormat;
   const chunks = (param: 'embed' | 'lm_head') => plan.weights.find((w) => w.param === param)!.chunks!;
+  const stage = (k: number) => matvecStageBytes(k) <= wgMemory;
+  const mv = { variant, accumulate: false, bias: false } as const;
+  const lmChunks = chunks('lm_head').map((ch) => ch.rows);
+  const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
+  const lmHead = new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: stage(H) });
   return {
     rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps }),
-    q: new Bf16MatmulKernel(cache, { inDim: H, outDim: nq * D, bias: true, accumulate: false, variant }),
-    k: new Bf16MatmulKernel(cache, { inDim: H, outDim: nkv * D, bias: true, accumulate: false, variant }),
-    v: new Bf16MatmulKernel(cache, { inDim: H, outDim: nkv * D, bias: true, accumulate: false, variant }),
+    qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant }),
     o: new Bf16MatmulKernel(cache, { inDim: nq * D, outDim: H, bias: true, accumulate: true, variant }),
-    ropeQ: new RopeKernel(cache, { heads: nq, headDim: D }),
-    ropeK: new RopeKernel(cache, { heads: nkv, headDim: D }),
-    kvStore: new KvStoreKernel(cache, { kvHeads: nkv, headDim: D, fmt }),
-    attnSliding: new AttentionKernel(cache, { heads: nq, kvHeads: nkv, headDim: D, window: c.slidingWindow, fmt }),
-    attnFull: new AttentionKernel(cache, { heads: nq, kvHeads: nkv, headDim: D, window: 0, fmt }),
+    rope: new RopeKernel(cache, { heads: nq + nkv, headDim: D, stride: qkvRows }),
+    kvStore: new KvStoreKernel(cache, { kvHeads: nkv, headDim: D, fmt, stride: qkvRows, kOffset: nq * D, vOffset: (nq + nkv) * D }),
+    attnSliding: new AttentionKernel(cache, { ...attn(c.slidingWindow), qStride: qkvRows }),
+    attnFull: new AttentionKernel(cache, { ...attn(0), qStride: qkvRows }),
     router: new Bf16MatmulKernel(cache, { inDim: H, outDim: c.numExperts, bias: true, accumulate: false, variant }),
     topk: new TopkSoftmaxKernel(cache, { experts: c.numExperts, k: c.expertsPerToken }),
     gateUp: new MoeGateUpKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha }),
@@ -137,5 +157,17 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     embed: chunks('embed').map((ch) => new EmbedKernel(cache, { hidden: H, rows: ch.rows, rowStart: ch.rowStart })),
     lmHead: chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant })),
     sample: new SampleKernel(cache, { vocab: c.vocabSize }),
+    decode: {
+      qkv: new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: [qkvRows], bias: true, normEps: c.rmsNormEps, stageX: stage(H) }),
+      attnSliding: new DecodeAttentionKernel(cache, attn(c.slidingWindow)),
+      attnFull: new DecodeAttentionKernel(cache, attn(0)),
+      o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D) }),
+      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps }),
+      gateUp: new MoeGateUpKernel(cache, {
+        hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha, normEps: c.rmsNormEps, stageNorm: variant === 'tiled',
+      }),
+      lmHead,
+      sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount),
+    },
   };
 }

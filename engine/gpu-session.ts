@@ -1,7 +1,13 @@
 /**
  * One token stream on the GPU: its KV cache, its activations, and the forward pass recorded
- * from bind groups built once here. Prefill runs in batches of up to maxBatch tokens; decode
- * records one command buffer per token whose only read-back is the sampled token id.
+ * from bind groups built once here.
+ *
+ * - Prefill (`append`) runs batches of up to maxBatch tokens through the batched kernels.
+ * - A draw (`sample`) runs the final norm + lm_head on the last position and the sampler.
+ * - Decode (`enqueueStep`) records one command buffer per token with the fused one-token
+ *   kernels (7 dispatches per layer), whose only read-back is the sampled id (4 bytes). The id
+ *   also stays on the GPU, where the next step's embedding reads it, so a caller can submit
+ *   token N+1 before reading token N back (pipelining; see engine/generate.ts).
  */
 import type { GptOssConfig } from '../loader/config.ts';
 import { createBuffer, readBuffer } from './gpu/buffers.ts';
@@ -10,7 +16,8 @@ import { validateSampling, type SamplingParams } from './sampling.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
 import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts';
 import { ropeTableData } from '../kernels/rope.ts';
-import { SAMPLE_PARAMS_BYTES, writeSampleParams } from '../kernels/sample.ts';
+import { drawsFromCandidates, SAMPLE_PARAMS_BYTES, writeSampleParams } from '../kernels/sample.ts';
+import { decodePartBytes } from '../kernels/attention-decode.ts';
 
 export class ContextLimitError extends RangeError {
   override name = 'ContextLimitError';
@@ -26,26 +33,45 @@ export interface SessionOptions {
   allLogits?: boolean;
 }
 
-type Bound = { name: string; run(pass: GPUComputePassEncoder, tokens: number): void };
+/** One recorded kernel: its profile name and how to record it for `tokens` tokens at `pos`. */
+export interface BoundOp {
+  name: string;
+  run(pass: GPUComputePassEncoder, tokens: number, pos: number): void;
+}
+
+/** Steps submitted but not yet read back, at most: one being read, one running behind it. */
+const MAX_IN_FLIGHT = 2;
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
+  'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
 
 export class GpuSession {
   readonly contextLimit: number;
   private pos = 0;
-  /** A token sampled but not yet fed through the model (it sits in tokens[0] on the GPU). */
+  /** A token sampled but not yet fed through the model (null: none, or not read back yet). */
   private pending: number | null = null;
+  /** tokens[0] on the GPU holds the pending token (false after a rewind). */
+  private pendingOnGpu = false;
   private hasLogits = false;
   private disposed = false;
+  private inFlight = 0;
+  private seq = 0;
   private readonly buffers: GPUBuffer[] = [];
   private readonly kv: KvCache[] = [];
-  private readonly b: Record<'stepBatch' | 'stepOne' | 'tokens' | 'x' | 'h' | 'q' | 'k' | 'v' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' | 'hLast' | 'logits' | 'rope' | 'sampleParams' | 'readback', GPUBuffer>;
-  private readonly layers: Bound[][] = [];
-  private readonly embed: Bound[] = [];
-  private readonly finalNorm: Bound;
-  private readonly lmHeadLast: Bound[];
-  private readonly lmHeadAll: Bound[];
-  private readonly sampler: Bound;
+  private readonly b: Record<BufferName, GPUBuffer>;
+  private readonly readback: GPUBuffer[];
+  private readonly prefillLayers: BoundOp[][] = [];
+  private readonly decodeLayers: BoundOp[][] = [];
+  private readonly embed: BoundOp[];
+  private readonly finalNorm: BoundOp;
+  private readonly lmHeadAll: BoundOp[];
+  /** lm_head over the last prefill position (xLast) and over the decode token (x row 0). */
+  private readonly lmHeadLast: BoundOp;
+  private readonly lmHeadDecode: BoundOp;
+  private readonly sampleFull: BoundOp;
+  private readonly sampleCand: BoundOp;
   private readonly logitRows: number;
 
   constructor(readonly model: GpuModel, options: SessionOptions = {}) {
@@ -56,60 +82,68 @@ export class GpuSession {
       throw new RangeError(`contextLimit must be an integer between 1 and the model's ${model.contextLimit}, got ${options.contextLimit}`);
     }
     const T = model.maxBatch;
+    const qkvRows = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
     this.logitRows = options.allLogits ? T : 1;
     const f32 = (n: number, label: string) => this.track(createBuffer(dev, n * 4, STORAGE(), label));
     this.b = {
-      stepBatch: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'step')),
-      stepOne: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'step1')),
+      step: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'step')),
       tokens: f32(T, 'tokens'),
       x: f32(T * c.hiddenSize, 'x'),
       h: f32(T * c.hiddenSize, 'h'),
-      q: f32(T * c.numHeads * c.headDim, 'q'),
-      k: f32(T * c.numKvHeads * c.headDim, 'k'),
-      v: f32(T * c.numKvHeads * c.headDim, 'v'),
+      qkv: f32(T * qkvRows, 'qkv'),
       attn: f32(T * c.numHeads * c.headDim, 'attn'),
       routerLogits: f32(T * c.numExperts, 'router_logits'),
       ids: f32(T * c.expertsPerToken, 'expert_ids'),
       expertWeights: f32(T * c.expertsPerToken, 'expert_weights'),
       act: f32(T * c.expertsPerToken * c.intermediateSize, 'moe_act'),
-      hLast: f32(c.hiddenSize, 'h_last'),
+      xLast: f32(c.hiddenSize, 'x_last'),
       logits: f32(this.logitRows * c.vocabSize, 'logits'),
+      cand: f32(2 * model.kernels.decode.lmHead.candidateCount, 'sample_candidates'),
+      part: this.track(createBuffer(dev, decodePartBytes(c.numHeads, c.headDim), STORAGE(), 'attn_partials')),
       rope: this.track(createBuffer(dev, 2 * this.contextLimit * (c.headDim / 2) * 4, STORAGE(), 'rope_table')),
       sampleParams: this.track(createBuffer(dev, SAMPLE_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'sample_params')),
-      readback: this.track(createBuffer(dev, 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'token_readback')),
     };
+    this.readback = Array.from({ length: MAX_IN_FLIGHT }, (_, i) =>
+      this.track(createBuffer(dev, 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `token_readback${i}`)));
     dev.queue.writeBuffer(this.b.rope, 0, ropeTableData(c, this.contextLimit));
-    writeStep(dev, this.b.stepOne, 1, 0);
     for (let l = 0; l < c.numLayers; l++) {
       const cap = kvCapacity(c.layerTypes[l]!, c.slidingWindow, this.contextLimit, T);
       const kv = createKvCache(dev, model.kvFormat, cap, c.numKvHeads, c.headDim, `kv${l}`);
       this.kv.push(kv);
       this.buffers.push(kv.k, kv.v);
-      this.layers.push(this.bindLayer(l, kv));
+      this.prefillLayers.push(this.bindPrefillLayer(l, kv));
+      this.decodeLayers.push(this.bindDecodeLayer(l, kv));
     }
     const kn = model.kernels;
     const B = this.b;
     const embedW = model.weight('embed');
-    this.embed = kn.embed.map((k, i) => bound(k, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.stepBatch })));
-    this.finalNorm = bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h));
+    this.embed = kn.embed.map((k, i) => op(k.key, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.step }), (p, bg, n) => k.encode(p, bg, n)));
+    this.finalNorm = op(kn.rmsnorm.key, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), (p, bg, n) => kn.rmsnorm.encode(p, bg, n));
     const lm = model.weight('lm_head');
-    this.lmHeadLast = kn.lmHead.map((k, i) => bound(k, k.bind(dev, { x: B.hLast, weight: lm[i]!, out: B.logits, step: B.stepOne })));
-    this.lmHeadAll = options.allLogits ? kn.lmHead.map((k, i) => bound(k, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.stepBatch }))) : [];
-    this.sampler = bound(kn.sample, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens));
+    this.lmHeadAll = options.allLogits
+      ? kn.lmHead.map((k, i) => op(k.key, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.step }), (p, bg, n) => k.encode(p, bg, n)))
+      : [];
+    const lmd = kn.decode.lmHead;
+    const lmBind = (x: GPUBuffer) => lmd.bind(dev, { x, out: B.logits, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
+    this.lmHeadLast = op(lmd.key, lmBind(B.xLast), (p, bg) => lmd.encode(p, bg));
+    this.lmHeadDecode = op(lmd.key, lmBind(B.x), (p, bg) => lmd.encode(p, bg));
+    this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1));
+    const sc = kn.decode.sampleCandidates;
+    this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg));
   }
 
-  /** Tokens in the KV cache. */
+  /** Tokens in the KV cache (including steps submitted but not yet read back). */
   get position(): number {
     return this.pos;
   }
 
   /**
    * Feeds tokens through the model (in batches) and returns logits: of the last token
-   * ('last'), of every token ('all', needs allLogits), or none (the last ones stay on the GPU
-   * for `sample`).
+   * ('last'), of every token ('all', needs allLogits), or none (`sample` draws from the last
+   * position).
    */
   async append(tokens: number[], want: 'none' | 'last' | 'all' = 'none'): Promise<Float32Array | undefined> {
-    this.checkUsable();
+    this.checkIdle();
     const c = this.model.config;
     if (want === 'all' && this.logitRows === 1) throw new Error('logits of every position need a session created with allLogits');
     for (const t of tokens) {
@@ -121,6 +155,7 @@ export class GpuSession {
       // The sampled token was accepted by the caller: feed it first.
       tokens = [this.pending, ...tokens];
       this.pending = null;
+      this.pendingOnGpu = false;
     }
     const all = want === 'all' ? new Float32Array(tokens.length * c.vocabSize) : undefined;
     const dev = this.model.gpu.device;
@@ -128,52 +163,138 @@ export class GpuSession {
       const batch = tokens.slice(at, at + this.model.maxBatch);
       const n = batch.length;
       dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(batch));
-      writeStep(dev, this.b.stepBatch, n, this.pos);
+      writeStep(dev, this.b.step, n, this.pos);
       const enc = dev.createCommandEncoder({ label: `prefill ${this.pos}+${n}` });
-      this.encodeForward(enc, n, want === 'all');
+      const pass = enc.beginComputePass();
+      for (const o of this.prefillOps()) o.run(pass, n, this.pos);
+      if (want === 'all') {
+        this.finalNorm.run(pass, n, this.pos);
+        for (const k of this.lmHeadAll) k.run(pass, n, this.pos);
+      }
+      pass.end();
+      enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
       dev.queue.submit([enc.finish()]);
       this.pos += n;
       if (all) all.set(new Float32Array(await readBuffer(dev, this.b.logits, n * c.vocabSize * 4)), at * c.vocabSize);
     }
     this.hasLogits = tokens.length > 0 || this.hasLogits;
-    if (want === 'last') return new Float32Array(await readBuffer(dev, this.b.logits, c.vocabSize * 4));
+    if (want === 'last') {
+      // Greedy parameters: lm_head's candidates are then the logits themselves, no noise.
+      writeSampleParams(dev, this.b.sampleParams, { temperature: 0, topK: 0, topP: 1, seed: 0 }, { step: this.pos });
+      const enc = dev.createCommandEncoder({ label: `logits ${this.pos}` });
+      const pass = enc.beginComputePass();
+      this.lmHeadLast.run(pass, 1, this.pos);
+      pass.end();
+      dev.queue.submit([enc.finish()]);
+      return new Float32Array(await readBuffer(dev, this.b.logits, c.vocabSize * 4));
+    }
     return all;
   }
 
   /**
-   * Samples the next token from the last logits. The token is kept pending: the next `step`
-   * or `append` feeds it through the model without another upload.
+   * Samples the next token from the last appended position. The token is kept pending: the
+   * next step or `append` feeds it through the model without another upload.
    */
   async sample(params: SamplingParams): Promise<number> {
-    this.checkUsable();
+    this.checkIdle();
     validateSampling(params);
     if (!this.hasLogits || this.pending !== null) throw new Error('nothing to sample from: append tokens (or step) first');
     const dev = this.model.gpu.device;
     writeSampleParams(dev, this.b.sampleParams, params, { step: this.pos, outIndex: 0 });
     const enc = dev.createCommandEncoder({ label: `sample ${this.pos}` });
     const pass = enc.beginComputePass();
-    this.sampler.run(pass, 1);
+    this.lmHeadLast.run(pass, 1, this.pos);
+    (drawsFromCandidates(params) ? this.sampleCand : this.sampleFull).run(pass, 1, this.pos);
     pass.end();
-    return this.finishToken(enc);
+    const id = await this.submitToken(enc);
+    this.pending = id;
+    return id;
+  }
+
+  /**
+   * Submits one decode step: the forward pass of the pending token (taken from the GPU, where
+   * the previous draw left it) and the draw of the next one, in one command buffer. Returns the
+   * drawn id's promise without waiting for it, so the next step can be submitted first (at most
+   * two unread steps). Ids resolve in submission order.
+   */
+  enqueueStep(params: SamplingParams): Promise<number> {
+    this.checkUsable();
+    validateSampling(params);
+    if (this.pending === null && this.inFlight === 0) throw new Error('a step needs a sampled token: call sample() after append()');
+    if (this.inFlight >= MAX_IN_FLIGHT) throw new Error(`at most ${MAX_IN_FLIGHT} steps can be in flight; await one first`);
+    if (this.pos + 1 > this.contextLimit) throw new ContextLimitError(this.pos + 1, this.contextLimit);
+    const dev = this.model.gpu.device;
+    if (!this.pendingOnGpu) {
+      dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array([this.pending!]));
+      this.pendingOnGpu = true;
+    }
+    this.pending = null;
+    const pos = this.pos;
+    writeStep(dev, this.b.step, 1, pos);
+    writeSampleParams(dev, this.b.sampleParams, params, { step: pos + 1, outIndex: 0 });
+    const enc = dev.createCommandEncoder({ label: `decode ${pos}` });
+    const pass = enc.beginComputePass();
+    for (const o of this.decodeOps(params)) o.run(pass, 1, pos);
+    pass.end();
+    this.pos += 1;
+    return this.submitToken(enc).then((id) => {
+      if (this.inFlight === 0) this.pending = id;
+      return id;
+    });
   }
 
   /** Feeds the pending token and samples the one after it: one command buffer, one 4-byte read. */
   async step(params: SamplingParams): Promise<number> {
-    this.checkUsable();
-    validateSampling(params);
-    if (this.pending === null) throw new Error('step() needs a sampled token: call sample() after append()');
+    return this.enqueueStep(params);
+  }
+
+  /**
+   * Takes back the last fed token (after a step that ran past a stop token): the position
+   * goes back by one and `token` (the stop token) becomes the pending token again.
+   */
+  rewind(token: number): void {
+    this.checkIdle();
+    if (this.pos < 1) throw new Error('nothing to rewind');
+    this.pos -= 1;
+    this.pending = token;
+    this.pendingOnGpu = false;
+  }
+
+  /**
+   * Feeds one token through the one-token decode kernels (the path generation takes) and
+   * returns its logits: for tests and tools that check that path against a reference.
+   */
+  async decodeLogits(token: number): Promise<Float32Array> {
+    this.checkIdle();
+    const c = this.model.config;
+    if (this.pending !== null) throw new Error('a sampled token is pending: append it (or reset) first');
+    if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) throw new RangeError(`token id ${token} is outside the vocabulary [0, ${c.vocabSize})`);
     if (this.pos + 1 > this.contextLimit) throw new ContextLimitError(this.pos + 1, this.contextLimit);
     const dev = this.model.gpu.device;
-    this.pending = null;
-    writeStep(dev, this.b.stepBatch, 1, this.pos);
-    writeSampleParams(dev, this.b.sampleParams, params, { step: this.pos + 1, outIndex: 0 });
-    const enc = dev.createCommandEncoder({ label: `decode ${this.pos}` });
-    this.encodeForward(enc, 1, false);
-    this.pos += 1;
+    const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0 };
+    dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array([token]));
+    this.pendingOnGpu = false;
+    writeStep(dev, this.b.step, 1, this.pos);
+    writeSampleParams(dev, this.b.sampleParams, greedy, { step: this.pos + 1 });
+    const enc = dev.createCommandEncoder({ label: `decode logits ${this.pos}` });
     const pass = enc.beginComputePass();
-    this.sampler.run(pass, 1);
+    for (const o of this.decodeOps(greedy).slice(0, -1)) o.run(pass, 1, this.pos);
     pass.end();
-    return this.finishToken(enc);
+    enc.copyBufferToBuffer(this.b.x, 0, this.b.xLast, 0, c.hiddenSize * 4);
+    dev.queue.submit([enc.finish()]);
+    this.pos += 1;
+    this.hasLogits = true;
+    return new Float32Array(await readBuffer(dev, this.b.logits, c.vocabSize * 4));
+  }
+
+  /** The kernels of one prefill batch, in order (the lm_head and the draw not included). */
+  prefillOps(): BoundOp[] {
+    return [...this.embed, ...this.prefillLayers.flat()];
+  }
+
+  /** The kernels of one decode step, in order, for a draw with `params`. */
+  decodeOps(params: SamplingParams): BoundOp[] {
+    return [...this.embed, ...this.decodeLayers.flat(), this.lmHeadDecode, drawsFromCandidates(params) ? this.sampleCand : this.sampleFull];
   }
 
   /**
@@ -182,41 +303,42 @@ export class GpuSession {
    * Leaves the session as if those tokens had been appended.
    */
   async profile(tokens: number[]): Promise<Map<string, number>> {
-    this.checkUsable();
+    this.checkIdle();
     const dev = this.model.gpu.device;
     const n = tokens.length;
     if (n < 1 || n > this.model.maxBatch) throw new RangeError(`profile takes 1..${this.model.maxBatch} tokens`);
     if (this.pos + n > this.contextLimit) throw new ContextLimitError(this.pos + n, this.contextLimit);
     dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(tokens));
-    writeStep(dev, this.b.stepBatch, n, this.pos);
+    writeStep(dev, this.b.step, n, this.pos);
     await dev.queue.onSubmittedWorkDone();
     const times = new Map<string, number>();
-    const ops: [Bound, number][] = [
-      ...this.embed.map((b): [Bound, number] => [b, n]),
-      ...this.layers.flat().map((b): [Bound, number] => [b, n]),
-      [this.finalNorm, n],
-      ...this.lmHeadLast.map((b): [Bound, number] => [b, 1]),
-    ];
-    for (const [op, count] of ops) {
+    const ops = n === 1 ? this.decodeOps({ temperature: 0, topK: 0, topP: 1, seed: 0 }).slice(0, -2) : this.prefillOps();
+    for (const o of ops) {
       const t0 = performance.now();
       const enc = dev.createCommandEncoder();
       const pass = enc.beginComputePass();
-      op.run(pass, count);
+      o.run(pass, n, this.pos);
       pass.end();
       dev.queue.submit([enc.finish()]);
       await dev.queue.onSubmittedWorkDone();
-      times.set(op.name, (times.get(op.name) ?? 0) + performance.now() - t0);
+      times.set(o.name, (times.get(o.name) ?? 0) + performance.now() - t0);
     }
+    const c = this.model.config;
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
+    dev.queue.submit([enc.finish()]);
     this.pos += n;
+    this.pending = null;
     this.hasLogits = true;
     return times;
   }
 
   /** Forgets the sequence (the KV cache is simply overwritten from position 0). */
   reset(): void {
-    this.checkUsable();
+    this.checkIdle();
     this.pos = 0;
     this.pending = null;
+    this.pendingOnGpu = false;
     this.hasLogits = false;
   }
 
@@ -226,57 +348,68 @@ export class GpuSession {
     for (const b of this.buffers) b.destroy();
   }
 
-  private async finishToken(enc: GPUCommandEncoder): Promise<number> {
+  /** Copies the drawn id (tokens[0]) to a free read-back buffer, submits, and reads it. */
+  private submitToken(enc: GPUCommandEncoder): Promise<number> {
     const dev = this.model.gpu.device;
-    enc.copyBufferToBuffer(this.b.tokens, 0, this.b.readback, 0, 4);
+    const rb = this.readback[this.seq++ % MAX_IN_FLIGHT]!;
+    enc.copyBufferToBuffer(this.b.tokens, 0, rb, 0, 4);
     dev.queue.submit([enc.finish()]);
-    await this.b.readback.mapAsync(GPUMapMode.READ);
-    const id = new Uint32Array(this.b.readback.getMappedRange())[0]!;
-    this.b.readback.unmap();
-    this.pending = id;
-    return id;
+    this.pendingOnGpu = true;
+    this.inFlight++;
+    return rb.mapAsync(GPUMapMode.READ).then(
+      () => {
+        const id = new Uint32Array(rb.getMappedRange())[0]!;
+        rb.unmap();
+        this.inFlight--;
+        return id;
+      },
+      (e: unknown) => {
+        this.inFlight--;
+        throw e;
+      },
+    );
   }
 
-  private encodeForward(enc: GPUCommandEncoder, n: number, allLogits: boolean): void {
-    const c = this.model.config;
-    let pass = enc.beginComputePass();
-    for (const e of this.embed) e.run(pass, n);
-    for (const layer of this.layers) for (const op of layer) op.run(pass, n);
-    this.finalNorm.run(pass, n);
-    if (allLogits) {
-      for (const k of this.lmHeadAll) k.run(pass, n);
-      pass.end();
-      return;
-    }
-    pass.end();
-    enc.copyBufferToBuffer(this.b.h, (n - 1) * c.hiddenSize * 4, this.b.hLast, 0, c.hiddenSize * 4);
-    pass = enc.beginComputePass();
-    for (const k of this.lmHeadLast) k.run(pass, 1);
-    pass.end();
-  }
-
-  private bindLayer(l: number, kv: KvCache): Bound[] {
+  private bindPrefillLayer(l: number, kv: KvCache): BoundOp[] {
     const m = this.model;
     const dev = m.gpu.device;
     const kn = m.kernels;
     const B = this.b;
     const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
-    const attn = this.model.config.layerTypes[l] === 'sliding' ? kn.attnSliding : kn.attnFull;
+    const attn = m.config.layerTypes[l] === 'sliding' ? kn.attnSliding : kn.attnFull;
+    const batch = <K extends { key: string; encode(p: GPUComputePassEncoder, bg: GPUBindGroup, n: number): void }>(k: K, bg: GPUBindGroup) =>
+      op(k.key, bg, (p, g, n) => k.encode(p, g, n));
     return [
-      bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('attn_norm'), B.h)),
-      bound(kn.q, kn.q.bind(dev, { x: B.h, weight: w('q_w'), bias: w('q_b'), out: B.q, step: B.stepBatch })),
-      bound(kn.k, kn.k.bind(dev, { x: B.h, weight: w('k_w'), bias: w('k_b'), out: B.k, step: B.stepBatch })),
-      bound(kn.v, kn.v.bind(dev, { x: B.h, weight: w('v_w'), bias: w('v_b'), out: B.v, step: B.stepBatch })),
-      bound(kn.ropeQ, kn.ropeQ.bind(dev, B.stepBatch, B.q, B.rope)),
-      bound(kn.ropeK, kn.ropeK.bind(dev, B.stepBatch, B.k, B.rope)),
-      bound(kn.kvStore, kn.kvStore.bind(dev, B.stepBatch, B.k, B.v, kv)),
-      bound(attn, attn.bind(dev, B.stepBatch, B.q, kv, w('sinks'), B.attn)),
-      bound(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.stepBatch })),
-      bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h)),
-      bound(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.stepBatch })),
-      bound(kn.topk, kn.topk.bind(dev, B.stepBatch, B.routerLogits, B.ids, B.expertWeights)),
-      bound(kn.gateUp, kn.gateUp.bind(dev, B.stepBatch, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act)),
-      bound(kn.down, kn.down.bind(dev, B.stepBatch, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x)),
+      batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('attn_norm'), B.h)),
+      batch(kn.qkv, kn.qkv.bind(dev, { x: B.h, weight: w('qkv_w'), bias: w('qkv_b'), out: B.qkv, step: B.step })),
+      batch(kn.rope, kn.rope.bind(dev, B.step, B.qkv, B.rope)),
+      batch(kn.kvStore, kn.kvStore.bind(dev, B.step, B.qkv, B.qkv, kv)),
+      batch(attn, attn.bind(dev, B.step, B.qkv, kv, w('sinks'), B.attn)),
+      batch(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.step })),
+      batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h)),
+      batch(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.step })),
+      batch(kn.topk, kn.topk.bind(dev, B.step, B.routerLogits, B.ids, B.expertWeights)),
+      batch(kn.gateUp, kn.gateUp.bind(dev, B.step, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act)),
+      batch(kn.down, kn.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x)),
+    ];
+  }
+
+  /** One layer of a decode step: 7 dispatches. */
+  private bindDecodeLayer(l: number, kv: KvCache): BoundOp[] {
+    const m = this.model;
+    const dev = m.gpu.device;
+    const kd = m.kernels.decode;
+    const B = this.b;
+    const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
+    const attn = m.config.layerTypes[l] === 'sliding' ? kd.attnSliding : kd.attnFull;
+    const attnBg = attn.bind(dev, B.step, B.qkv, B.rope, kv, B.part, w('sinks'), B.attn);
+    return [
+      op(kd.qkv.key, kd.qkv.bind(dev, { x: B.x, out: B.qkv, weights: [w('qkv_w')], bias: w('qkv_b'), norm: w('attn_norm') }), (p, bg) => kd.qkv.encode(p, bg)),
+      { name: attn.key, run: (p, _n, pos) => attn.encode(p, attnBg, pos) },
+      op(kd.o.key, kd.o.bind(dev, { x: B.attn, out: B.x, weights: [w('o_w')], bias: w('o_b') }), (p, bg) => kd.o.encode(p, bg)),
+      op(kd.router.key, kd.router.bind(dev, { x: B.x, gain: w('mlp_norm'), weight: w('router_w'), bias: w('router_b'), ids: B.ids, weights: B.expertWeights }), (p, bg) => kd.router.encode(p, bg)),
+      op(kd.gateUp.key, kd.gateUp.bind(dev, B.step, B.x, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act, w('mlp_norm')), (p, bg) => kd.gateUp.encode(p, bg, 1)),
+      op(m.kernels.down.key, m.kernels.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x), (p, bg) => m.kernels.down.encode(p, bg, 1)),
     ];
   }
 
@@ -288,10 +421,16 @@ export class GpuSession {
   private checkUsable(): void {
     if (this.disposed) throw new Error('the session has been disposed');
   }
+
+  /** Usable, and no step still in flight (their ids decide what comes next). */
+  private checkIdle(): void {
+    this.checkUsable();
+    if (this.inFlight > 0) throw new Error('a decode step is still in flight: await its id first');
+  }
 }
 
-function bound(kernel: { key: string; encode(pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number): void }, bg: GPUBindGroup): Bound {
-  return { name: kernel.key, run: (pass, tokens) => kernel.encode(pass, bg, tokens) };
+function op(name: string, bg: GPUBindGroup, run: (pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number) => void): BoundOp {
+  return { name, run: (pass, tokens) => run(pass, bg, tokens) };
 }
 
 export type { GptOssConfig };

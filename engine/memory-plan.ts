@@ -9,6 +9,7 @@ import { DTYPE_BYTES, numel } from '../loader/safetensors.ts';
 import { allParams, paramSpec, tensorName, type ParamName } from '../loader/weight-map.ts';
 import { kvCacheBytes, kvCapacity, type KvFormat } from '../kernels/kv-cache.ts';
 import { planRowChunks } from '../kernels/matmul-bf16.ts';
+import { decodePartBytes } from '../kernels/attention-decode.ts';
 
 export type { KvFormat };
 
@@ -36,13 +37,23 @@ export interface RowChunk {
   bytes: number;
 }
 
+/**
+ * GPU-side weights: checkpoint parameters, plus q, k and v fused into one [q; k; v] matrix (and
+ * bias) so one matmul (prefill) or one matvec (decode) computes all three.
+ */
+export type FusedParam = 'qkv_w' | 'qkv_b';
+export type GpuParam = Exclude<ParamName, 'q_w' | 'k_w' | 'v_w' | 'q_b' | 'k_b' | 'v_b'> | FusedParam;
+export const FUSED_PARTS: Record<FusedParam, ParamName[]> = { qkv_w: ['q_w', 'k_w', 'v_w'], qkv_b: ['q_b', 'k_b', 'v_b'] };
+
 export interface WeightEntry {
-  param: ParamName;
+  param: GpuParam;
   layer?: number;
   name: string;
   bytes: number;
   /** Set for row-split tensors (embedding, lm_head); otherwise one buffer. */
   chunks?: RowChunk[];
+  /** Set for fused weights: the checkpoint tensors stored one after another in the buffer. */
+  parts?: { param: ParamName; bytes: number }[];
 }
 
 export interface MemoryPlan {
@@ -68,17 +79,18 @@ export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, nu
   return {
     x: T * c.hiddenSize * 4,
     h: T * c.hiddenSize * 4,
-    q: T * c.numHeads * c.headDim * 4,
-    k: T * c.numKvHeads * c.headDim * 4,
-    v: T * c.numKvHeads * c.headDim * 4,
+    qkv: T * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 4,
     attn: T * c.numHeads * c.headDim * 4,
     routerLogits: T * c.numExperts * 4,
     expertIds: T * c.expertsPerToken * 4,
     expertWeights: T * c.expertsPerToken * 4,
     act: T * c.expertsPerToken * c.intermediateSize * 4,
-    hLast: o.logitRows * c.hiddenSize * 4,
+    xLast: c.hiddenSize * 4,
     logits: o.logitRows * c.vocabSize * 4,
-    tokens: (T + 1) * 4,
+    // One candidate per lm_head row at most (the per-row variant of CPU adapters).
+    sampleCandidates: 2 * c.vocabSize * 4,
+    attnPartials: decodePartBytes(c.numHeads, c.headDim),
+    tokens: T * 4,
     rope: 2 * o.contextLimit * (c.headDim / 2) * 4,
   };
 }
@@ -91,15 +103,30 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
   }
   const maxBind = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const weights: WeightEntry[] = [];
+  const tensorBytes = (param: ParamName) => numel(paramSpec(param).shape(c)) * DTYPE_BYTES[paramSpec(param).dtypes[0]!];
+  const fusedInto = new Map<ParamName, FusedParam>(Object.entries(FUSED_PARTS).flatMap(([f, ps]) => ps.map((p) => [p, f as FusedParam])));
   for (const { param, layer } of allParams(c)) {
     const spec = paramSpec(param);
     const shape = spec.shape(c);
-    const bytes = numel(shape) * DTYPE_BYTES[spec.dtypes[0]!];
+    const bytes = tensorBytes(param);
     const name = tensorName(param, 'hf', layer);
+    const fused = fusedInto.get(param);
+    if (fused !== undefined) {
+      // The fused entry is added at its first part; the other parts only check their size.
+      if (FUSED_PARTS[fused][0] !== param) continue;
+      const parts = FUSED_PARTS[fused].map((p) => ({ param: p, bytes: tensorBytes(p) }));
+      const total = parts.reduce((a, p) => a + p.bytes, 0);
+      const fname = parts.map((p) => tensorName(p.param, 'hf', layer)).join(' + ');
+      if (total > maxBind) {
+        throw new ModelTooLargeError(`the fused ${fname} needs one ${fmtBytes(total)} buffer, but this adapter binds at most ${fmtBytes(maxBind)}`, total, maxBind);
+      }
+      weights.push({ param: fused, layer, name: fname, bytes: total, parts });
+      continue;
+    }
     if (SPLIT.includes(param)) {
       const rowBytes = bytes / shape[0]!;
       const chunks = planRowChunks(shape[0]!, rowBytes, maxBind).map((c) => ({ ...c, bytes: c.rows * rowBytes }));
-      weights.push({ param, layer, name, bytes, chunks });
+      weights.push({ param: param as GpuParam, layer, name, bytes, chunks });
     } else if (bytes > maxBind) {
       throw new ModelTooLargeError(
         `tensor ${name} needs one ${fmtBytes(bytes)} buffer, but this adapter binds at most ${fmtBytes(maxBind)} ` +
@@ -107,7 +134,7 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
         bytes, maxBind,
       );
     } else {
-      weights.push({ param, layer, name, bytes });
+      weights.push({ param: param as GpuParam, layer, name, bytes });
     }
   }
   const weightBytes = weights.reduce((a, w) => a + w.bytes, 0);

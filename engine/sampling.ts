@@ -9,7 +9,7 @@
  *    set, is >= topP (topP 1 = all); sample from softmax(logits / T) renormalised over what is
  *    kept. Sets are cut by value: every token equal to a threshold is kept, so ties at the k-th
  *    largest logit can keep more than k tokens.
- *  - sampling is Gumbel-max: argmax over kept i of (x_i - max) / T - log(-log(u_i)), which picks i
+ *  - sampling is Gumbel-max: argmax over kept i of x_i / T - log(-log(u_i)), which picks i
  *    with exactly the renormalised softmax probability. u_i comes from a counter-based hash of
  *    (seed, step, i), so a draw depends only on its inputs and needs no RNG state on the GPU.
  *
@@ -105,7 +105,7 @@ function restrict(logits: ArrayLike<number>, params: SamplingParams): { greedy: 
 
 /** Samples one token id from `logits` (one row) as the GPU kernel does; `step` varies the noise. */
 export function sampleCpu(logits: ArrayLike<number>, params: SamplingParams, step: number): number {
-  const { greedy, max, threshold } = restrict(logits, params);
+  const { greedy, threshold } = restrict(logits, params);
   if (threshold === null) return greedy;
   const key = drawKey(params.seed, step);
   let best = -1;
@@ -114,7 +114,7 @@ export function sampleCpu(logits: ArrayLike<number>, params: SamplingParams, ste
     const x = logits[i]!;
     if (!(x >= threshold)) continue;
     // The scaled logit is rounded to f32 as on the GPU; the Gumbel noise stays in f64.
-    const score = Math.fround(Math.fround(x - max) / Math.fround(params.temperature)) - Math.log(-Math.log(drawUniform(key, i)));
+    const score = Math.fround(x / Math.fround(params.temperature)) - Math.log(-Math.log(drawUniform(key, i)));
     if (best < 0 || score > bestScore) {
       best = i;
       bestScore = score;

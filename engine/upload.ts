@@ -7,11 +7,13 @@ import type { Checkpoint, TensorRef } from '../loader/checkpoint.ts';
 import { ModelLoadError } from '../loader/errors.ts';
 import { align } from './gpu/buffers.ts';
 import type { RowChunk, WeightEntry } from './memory-plan.ts';
+import type { ParamName } from '../loader/weight-map.ts';
 
 export type ProgressCallback = (bytesDone: number, bytesTotal: number) => void;
 
 export interface UploadedTensor {
-  ref: TensorRef;
+  /** The checkpoint tensor(s) in the buffer, in order (several for a fused weight). */
+  refs: TensorRef[];
   /** One buffer, or one per row chunk (embedding, lm_head). */
   buffers: GPUBuffer[];
   chunks?: RowChunk[];
@@ -39,14 +41,17 @@ export async function uploadWeights(
   try {
     device.pushErrorScope('out-of-memory');
     for (const w of plan) {
-      const ref = ck.tensor(w.param, w.layer);
-      if (ref.dtype !== 'BF16' && ref.dtype !== 'U8') {
-        throw new ModelLoadError('dtype-mismatch', `the GPU path reads ${ref.dtype === 'F32' ? 'bf16' : 'bf16 or u8'} weights directly; this tensor is ${ref.dtype}`, { file: ref.file, tensor: ref.name });
+      const refs = (w.parts ?? [{ param: w.param as ParamName }]).map((p) => ck.tensor(p.param, w.layer));
+      for (const ref of refs) {
+        if (ref.dtype !== 'BF16' && ref.dtype !== 'U8') {
+          throw new ModelLoadError('dtype-mismatch', `the GPU path reads ${ref.dtype === 'F32' ? 'bf16' : 'bf16 or u8'} weights directly; this tensor is ${ref.dtype}`, { file: ref.file, tensor: ref.name });
+        }
       }
-      const sizes = w.chunks ? w.chunks.map((c) => c.bytes) : [ref.end - ref.begin];
-      const buffers = sizes.map((s, i) => device.createBuffer({ label: w.chunks ? `${ref.name}[${i}]` : ref.name, size: Math.max(4, align(s, 4)), usage: USAGE() }));
+      const whole = refs.reduce((a, r) => a + r.end - r.begin, 0);
+      const sizes = w.chunks ? w.chunks.map((c) => c.bytes) : [whole];
+      const buffers = sizes.map((s, i) => device.createBuffer({ label: w.chunks ? `${w.name}[${i}]` : w.name, size: Math.max(4, align(s, 4)), usage: USAGE() }));
       all.push(...buffers);
-      out.set(key(w.param, w.layer), { ref, buffers, chunks: w.chunks });
+      out.set(key(w.param, w.layer), { refs, buffers, chunks: w.chunks });
     }
     const oom = await device.popErrorScope();
     if (oom) throw new Error(`GPU out of memory while allocating the weights: ${oom.message}`);
@@ -58,10 +63,10 @@ export async function uploadWeights(
     options.onProgress?.(0, total);
     for (const w of plan) {
       const t = out.get(key(w.param, w.layer))!;
-      const bounds = t.chunks ? t.chunks.map((c) => c.bytes) : [t.ref.end - t.ref.begin];
+      const bounds = t.chunks ? t.chunks.map((c) => c.bytes) : [t.refs.reduce((a, r) => a + r.end - r.begin, 0)];
       let bufIdx = 0;
       let bufOff = 0;
-      for await (const chunk of ck.stream(t.ref, options.chunkBytes)) {
+      for (const ref of t.refs) for await (const chunk of ck.stream(ref, options.chunkBytes)) {
         options.signal?.throwIfAborted();
         let at = 0;
         while (at < chunk.byteLength) {

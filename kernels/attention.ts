@@ -6,7 +6,7 @@
  *   s_j = (q . k_j) * scale ;  out = sum_j exp(s_j - m) v_j / (sum_j exp(s_j - m) + exp(sink_h - m))
  * All keys, including this batch's, are read from the KV cache (KvStoreKernel runs first).
  *
- * Bindings: 0 step: uniform Step; 1 q: array<f32> [T, H, D]; 2 kCache, 3 vCache (layout in
+ * Bindings: 0 step: uniform Step; 1 q: array<f32> [T, Q_STRIDE] (H heads of D at the start of each row); 2 kCache, 3 vCache (layout in
  *   kv-cache.ts; capacity from arrayLength); 4 sinks: array<u32> (bf16 [H]); 5 out: array<f32> [T, H*D].
  * One workgroup of 64 threads per (h, t): grid (H, T). Keys go in tiles of 64 (one per thread for
  * the score), with an online softmax (running max and sum, started at the sink) so any number
@@ -15,7 +15,7 @@
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
 import type { KvCache, KvFormat } from './kv-cache.ts';
-import { bindBuffers, f32Literal, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 64;
 
@@ -28,6 +28,8 @@ export interface AttentionParams {
   fmt: KvFormat;
   /** Score scale; default 1/sqrt(D). */
   scale?: number;
+  /** Floats between tokens in q (default heads * headDim; the q heads start each row). */
+  qStride?: number;
 }
 
 /** WGSL helpers reading the cache: k_dot(row) = q . k[row] (unscaled), v_at(row, d). */
@@ -80,6 +82,7 @@ const NKV: u32 = ${p.kvHeads}u;
 const GROUP: u32 = ${p.heads / p.kvHeads}u;
 const WINDOW: u32 = ${p.window}u;   // 0: full layer
 const SCALE: f32 = ${f32Literal(scale)};
+const Q_STRIDE: u32 = ${p.qStride ?? p.heads * D}u;
 const WG: u32 = ${WG}u;
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -103,7 +106,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let cap = capacity();
   let sbase = cap * NKV * (D / 4u);   // q8: where the scales start
   let qo = (t * H + h) * D;
-  for (var i = lid; i < D; i += WG) { q_sh[i] = q[qo + i]; }
+  let qi = t * Q_STRIDE + h * D;
+  for (var i = lid; i < D; i += WG) { q_sh[i] = q[qi + i]; }
   workgroupBarrier();
 
   // Running max m and denominator l start at the sink: exp(sink - sink) = 1, no value.
@@ -155,8 +159,7 @@ export class AttentionKernel {
     if (p.headDim > 2 * WG) throw new Error(`attention: head dim ${p.headDim} > ${2 * WG}`);
     if (p.heads % p.kvHeads !== 0) throw new Error(`attention: ${p.heads} heads not a multiple of ${p.kvHeads} kv heads`);
     if (p.fmt === 'q8' && p.headDim % 4 !== 0) throw new Error(`attention: q8 cache needs head dim % 4 == 0`);
-    const scale = p.scale === undefined ? '' : `_s${f32Literal(p.scale).replace(/f$/, '')}`;
-    this.key = `f32_${p.fmt}kv_sdpa_h${p.heads}_kv${p.kvHeads}_d${p.headDim}_${p.window ? `sliding${p.window}` : 'full'}${scale}`;
+    this.key = kernelKey(`f32_${p.fmt}kv_sdpa`, { h: p.heads, kv: p.kvHeads, d: p.headDim, w: p.window, s: p.scale, qs: p.qStride });
     this.pipeline = cache.get(this.key, () => attentionSource(p));
   }
 

@@ -9,13 +9,14 @@
  * Kernels find C from arrayLength, so a cache buffer (or binding range) must be exactly
  * `kvBufferBytes` long.
  *
- * f32_kv_store bindings: 0 step: uniform Step; 1 k: array<f32> [T, nKv, D]; 2 v: same;
+ * f32_kv_store bindings: 0 step: uniform Step; 1 k: array<f32> [T, STRIDE] with the k heads at
+ *   K_OFF of each row; 2 v: likewise at V_OFF (k and v may be the same qkv buffer);
  *   3 kCache, 4 vCache (read_write, layout above). One thread per (t, kv head) row; 64 per
  *   workgroup; rows with t >= step.n_tokens are skipped.
  */
 import type { LayerKind } from '../loader/config.ts';
 import { STEP_STRUCT } from './common.ts';
-import { bindBuffers, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 export type KvFormat = 'f32' | 'q8';
 
@@ -75,18 +76,18 @@ export function dequantizeKv(fmt: KvFormat, data: ArrayBuffer, capacity: number,
 }
 
 /** WGSL storing row `src` (a k or v input) into cache `dst` at row `drow`. */
-function storeRow(fmt: KvFormat, src: string, dst: string): string {
+function storeRow(fmt: KvFormat, src: string, dst: string, base: string): string {
   if (fmt === 'f32') {
-    return `for (var i = 0u; i < D; i++) { ${dst}[drow * D + i] = ${src}[srow * D + i]; }`;
+    return `for (var i = 0u; i < D; i++) { ${dst}[drow * D + i] = ${src}[${base} + i]; }`;
   }
   return `{
     var amax = 0.0;
-    for (var i = 0u; i < D; i++) { amax = max(amax, abs(${src}[srow * D + i])); }
+    for (var i = 0u; i < D; i++) { amax = max(amax, abs(${src}[${base} + i])); }
     let inv = select(0.0, 127.0 / amax, amax > 0.0);
     for (var w = 0u; w < D / 4u; w++) {
       var word = 0u;
       for (var c = 0u; c < 4u; c++) {
-        let qv = clamp(round(${src}[srow * D + 4u * w + c] * inv), -127.0, 127.0);
+        let qv = clamp(round(${src}[${base} + 4u * w + c] * inv), -127.0, 127.0);
         word |= (bitcast<u32>(i32(qv)) & 0xffu) << (8u * c);
       }
       ${dst}[drow * (D / 4u) + w] = word;
@@ -99,6 +100,11 @@ export interface KvStoreParams {
   kvHeads: number;
   headDim: number;
   fmt: KvFormat;
+  /** Floats between tokens in the k and v inputs (default kvHeads * headDim). */
+  stride?: number;
+  /** Where k and v start within a token's row (default 0: separate k and v buffers). */
+  kOffset?: number;
+  vOffset?: number;
 }
 
 export function kvStoreSource(p: KvStoreParams): string {
@@ -109,6 +115,9 @@ export function kvStoreSource(p: KvStoreParams): string {
 ${STEP_STRUCT}
 const D: u32 = ${p.headDim}u;
 const NKV: u32 = ${p.kvHeads}u;
+const STRIDE: u32 = ${p.stride ?? p.kvHeads * p.headDim}u;
+const K_OFF: u32 = ${p.kOffset ?? 0}u;
+const V_OFF: u32 = ${p.vOffset ?? 0}u;
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
@@ -123,8 +132,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let cap = arrayLength(&kc) / (NKV * ${rowWords});
   let sbase = cap * NKV * (D / 4u);   // q8: where the scales start
   let drow = ((step.pos0 + t) % cap) * NKV + srow % NKV;
-  ${storeRow(p.fmt, 'k', 'kc')}
-  ${storeRow(p.fmt, 'v', 'vc')}
+  let kb = t * STRIDE + K_OFF + (srow % NKV) * D;
+  let vb = t * STRIDE + V_OFF + (srow % NKV) * D;
+  ${storeRow(p.fmt, 'k', 'kc', 'kb')}
+  ${storeRow(p.fmt, 'v', 'vc', 'vb')}
 }`;
 }
 
@@ -134,7 +145,7 @@ export class KvStoreKernel {
 
   constructor(cache: PipelineCache, readonly p: KvStoreParams) {
     if (p.fmt === 'q8' && p.headDim % 4 !== 0) throw new Error(`q8 KV store: head dim ${p.headDim} must be a multiple of 4`);
-    this.key = `f32_kv_store_${p.fmt}_kv${p.kvHeads}_d${p.headDim}`;
+    this.key = kernelKey(`f32_kv_store_${p.fmt}`, { kv: p.kvHeads, d: p.headDim, s: p.stride, ko: p.kOffset, vo: p.vOffset });
     this.pipeline = cache.get(this.key, () => kvStoreSource(p));
   }
 

@@ -14,7 +14,7 @@
  * to a power of two, at most 32, so small shapes do not leave most threads idle.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
-import { bindBuffers, f32Literal, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
 
@@ -30,6 +30,13 @@ export interface MoeGateUpParams extends MoeParams {
   limit: number;
   /** SwiGLU sigmoid slope (1.702 for gpt-oss). */
   alpha: number;
+  /** Fold in the RMSNorm with this epsilon: the input is the residual x, plus the norm's gain. */
+  normEps?: number;
+  /**
+   * With normEps: stage the normalised x in workgroup memory (GPUs), or let every invocation
+   * compute the norm itself and read x from memory (CPU adapters, where barriers are dear).
+   */
+  stageNorm?: boolean;
 }
 
 function lanesFor(blocks: number): number {
@@ -49,7 +56,8 @@ function checkShape(p: MoeParams): void {
  * WGSL shared by both kernels: e2m1 decode, the dot of one 32-element block with 8 vec4s of
  * activations starting at `xv` (vec4 index), scaled by the block's E8M0 byte.
  */
-function mxfp4Fns(xName: string): string {
+function mxfp4Fns(xName: string, isFn = false): string {
+  const X = (i: string) => (isFn ? `${xName}(${i})` : `${xName}[${i}]`);
   return /* wgsl */ `
 // e2m1 nibble -> f32 bits, without a table (a dynamically indexed constant array can end up in
 // slow per-thread memory: on an H100 this decode made the MoE kernels 3x faster): sign s,
@@ -67,11 +75,11 @@ fn scale_byte(idx: u32) -> u32 { return (scales[idx >> 2u] >> ((idx & 3u) * 8u))
 // block gi (global block index) dotted with ${xName}[xv .. xv + 8) (vec4s); ldexp keeps s == 0
 // (2^-127, subnormal) and never overflows for a partial sum that stays finite.
 fn block_dot(gi: u32, xv: u32) -> f32 {
-  var acc = 0.0;
-  for (var q = 0u; q < 4u; q++) {
-    let w = blocks[gi * 4u + q];
-    acc += dot(nib4(w), ${xName}[xv + 2u * q]) + dot(nib4(w >> 16u), ${xName}[xv + 2u * q + 1u]);
-  }
+  let w = blocks[gi];
+  let acc = dot(nib4(w.x), ${X('xv')}) + dot(nib4(w.x >> 16u), ${X('xv + 1u')})
+          + dot(nib4(w.y), ${X('xv + 2u')}) + dot(nib4(w.y >> 16u), ${X('xv + 3u')})
+          + dot(nib4(w.z), ${X('xv + 4u')}) + dot(nib4(w.z >> 16u), ${X('xv + 5u')})
+          + dot(nib4(w.w), ${X('xv + 6u')}) + dot(nib4(w.w >> 16u), ${X('xv + 7u')});
   return ldexp(acc, i32(scale_byte(gi)) - 127);
 }
 fn bias_at(idx: u32) -> f32 { return bf16_at(bias[idx >> 1u], (idx & 1u) == 1u); }`;
@@ -93,14 +101,19 @@ function reduceRows(lanes: number): string {
  *   act[t, j, i] = min(u[2i], limit) * sigmoid(alpha * min(u[2i], limit)) * (clamp(u[2i+1], ±limit) + 1)
  *
  * Bindings: 0 step: Step uniform; 1 h: array<vec4<f32>> (f32 [T, H]); 2 ids: array<u32> [T, k];
- *   3 blocks: array<u32> (u8 [E, 2I, H/32, 16]); 4 scales: array<u32> (u8 [E, 2I, H/32]);
- *   5 bias: array<u32> (bf16 [E, 2I]); 6 act: array<f32> [T, k, I] (out).
+ *   3 blocks: array<vec4<u32>> (u8 [E, 2I, H/32, 16]: one block per element); 4 scales: array<u32>
+ *   (u8 [E, 2I, H/32]); 5 bias: array<u32> (bf16 [E, 2I]); 6 act: array<f32> [T, k, I] (out);
+ *   with \`normEps\` also 7 gain: bf16 [H] as array<u32>.
+ * With \`normEps\` (decode) the RMSNorm before the MLP is folded in: binding 1 is the residual x,
+ * which each workgroup normalises (times gain) into workgroup memory for its token.
  * Grid: x = groups of ROWS/2 units, y = t * k + j (workgroups with t >= n_tokens exit).
  */
 export function moeGateUpSource(p: MoeGateUpParams): string {
   const G = p.hidden / 32;
   const lanes = lanesFor(G);
   const rows = WG / lanes;
+  const norm = p.normEps !== undefined;
+  const stage = norm && p.stageNorm !== false;
   return /* wgsl */ `
 ${STEP_STRUCT}
 ${BF16_FNS}
@@ -114,12 +127,19 @@ const ALPHA: f32 = ${f32Literal(p.alpha)};
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read> blocks: array<u32>;
+@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read> scales: array<u32>;
 @group(0) @binding(5) var<storage, read> bias: array<u32>;
 @group(0) @binding(6) var<storage, read_write> act: array<f32>;
+${norm ? `@group(0) @binding(7) var<storage, read> gain: array<u32>;
+fn gain4(i: u32) -> vec4<f32> {
+  let gw = vec2<u32>(gain[2u * i], gain[2u * i + 1u]);
+  return vec4<f32>(bf16_lo(gw.x), bf16_hi(gw.x), bf16_lo(gw.y), bf16_hi(gw.y));
+}` : ''}
+${stage ? `var<workgroup> xs: array<vec4<f32>, ${p.hidden / 4}>;` : ''}
+${norm && !stage ? `fn xg(i: u32) -> vec4<f32> { return h[i] * gain4(i % (H / 4u)); }` : ''}
 var<workgroup> partial: array<f32, ${WG}>;
-${mxfp4Fns('h')}
+${mxfp4Fns(stage ? 'xs' : norm ? 'xg' : 'h', !stage && norm)}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -131,7 +151,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let unit = wg.x * ${rows / 2}u + r / 2u;
   let row = 2u * unit + (r & 1u);         // row of W1[e]: even = gate, odd = linear
   let grow = e * 2u * I + row;            // row across experts
-  let hv = (tj / K) * (H / 4u);
+${stage ? `  // The token's RMSNorm, folded in: xs = x * gain, and the 1/rms factor applied to each dot.
+  let xb = (tj / K) * (H / 4u);
+  var ss = 0.0;
+  for (var i = lid; i < H / 4u; i += ${WG}u) {
+    let v = h[xb + i];
+    ss += dot(v, v);
+    xs[i] = v * gain4(i);
+  }
+  partial[lid] = ss;
+  workgroupBarrier();
+  if (lid < 16u) {
+    var t = 0.0;
+    for (var j = 0u; j < 16u; j++) { t += partial[lid * 16u + j]; }
+    partial[${WG} - 16u + lid] = t;
+  }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var j = 0u; j < 16u; j++) { total += partial[${WG} - 16u + j]; }
+  let scale = inverseSqrt(total / f32(H) + ${f32Literal(p.normEps!)});
+  workgroupBarrier();
+  let hv = 0u;` : norm ? `  // The token's RMSNorm, folded in: every invocation computes 1/rms itself (no barriers).
+  let xb = (tj / K) * (H / 4u);
+  var ss = 0.0;
+  for (var i = 0u; i < H / 4u; i++) { let v = h[xb + i]; ss += dot(v, v); }
+  let scale = inverseSqrt(ss / f32(H) + ${f32Literal(p.normEps!)});
+  let hv = xb;` : `  let scale = 1.0;
+  let hv = (tj / K) * (H / 4u);`}
   var acc = 0.0;
   if (unit < I) {
     for (var g = lane; g < G; g += LANES) { acc += block_dot(grow * G + g, hv + g * 8u); }
@@ -139,8 +185,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   partial[lid] = acc;
 ${reduceRows(lanes)}
   if (lane == 0u && (r & 1u) == 0u && unit < I) {
-    let u_glu = partial[lid] + bias_at(grow);
-    let u_lin = partial[lid + LANES] + bias_at(grow + 1u);
+    let u_glu = partial[lid] * scale + bias_at(grow);
+    let u_lin = partial[lid + LANES] * scale + bias_at(grow + 1u);
     let glu = min(u_glu, LIMIT);
     let lin = clamp(u_lin, -LIMIT, LIMIT);
     act[tj * I + unit] = glu / (1.0 + exp(-ALPHA * glu)) * (lin + 1.0);
@@ -173,7 +219,7 @@ const LANES: u32 = ${lanes}u;
 @group(0) @binding(1) var<storage, read> act: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
-@group(0) @binding(4) var<storage, read> blocks: array<u32>;
+@group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read> scales: array<u32>;
 @group(0) @binding(6) var<storage, read> bias: array<u32>;
 @group(0) @binding(7) var<storage, read_write> x: array<f32>;
@@ -215,7 +261,9 @@ export class MoeGateUpKernel {
 
   constructor(cache: PipelineCache, readonly p: MoeGateUpParams) {
     checkShape(p);
-    this.key = `f32_mf4w_moe_gateup_swiglu_h${p.hidden}_i${p.intermediate}_k${p.k}`;
+    this.key = kernelKey('f32_mf4w_moe_gateup_swiglu', {
+      h: p.hidden, i: p.intermediate, k: p.k, limit: p.limit, alpha: p.alpha, norm: p.normEps, nostage: p.normEps !== undefined && p.stageNorm === false,
+    });
     this.unitsPerGroup = WG / lanesFor(p.hidden / 32) / 2;
     this.pipeline = cache.get(this.key, () => moeGateUpSource(p));
   }
@@ -230,8 +278,10 @@ export class MoeGateUpKernel {
     scales: GPUBuffer,
     bias: GPUBuffer,
     act: GPUBuffer,
+    gain?: GPUBuffer,
   ): GPUBindGroup {
-    return bindBuffers(device, this.pipeline, [step, h, ids, blocks, scales, bias, act], this.key);
+    if ((gain !== undefined) !== (this.p.normEps !== undefined)) throw new Error(`${this.key}: norm gain ${gain ? 'not expected' : 'missing'}`);
+    return bindBuffers(device, this.pipeline, [step, h, ids, blocks, scales, bias, act, ...(gain ? [gain] : [])], this.key);
   }
 
   /** Records the experts' gate/up for `tokens` tokens (tokens * k <= 65535). */
@@ -251,7 +301,7 @@ export class MoeDownKernel {
 
   constructor(cache: PipelineCache, readonly p: MoeParams) {
     checkShape(p);
-    this.key = `f32_mf4w_moe_down_sum_h${p.hidden}_i${p.intermediate}_k${p.k}`;
+    this.key = kernelKey('f32_mf4w_moe_down_sum', { h: p.hidden, i: p.intermediate, k: p.k });
     this.rowsPerGroup = WG / lanesFor(p.intermediate / 32);
     this.pipeline = cache.get(this.key, () => moeDownSource(p));
   }

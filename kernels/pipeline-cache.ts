@@ -32,6 +32,20 @@ export class PipelineCache {
   }
 }
 
+/**
+ * The pipeline-cache key (and GPU label) of a kernel: its family name, then every parameter its
+ * WGSL source reads, so two kernels that differ in any of them never share a pipeline.
+ * `true` flags appear by name, false/undefined ones not at all; numbers as written by String().
+ */
+export function kernelKey(family: string, params: Record<string, string | number | boolean | undefined>): string {
+  const parts = [family];
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === false) continue;
+    parts.push(v === true ? k : `${k}${v}`);
+  }
+  return parts.join('_');
+}
+
 /** A bind group over buffers given in binding order (binding i = buffers[i]). */
 export function bindBuffers(
   device: GPUDevice,

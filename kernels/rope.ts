@@ -4,7 +4,7 @@
  *   x1' = x1 cos[pos, i] - x2 sin[pos, i] ;  x2' = x2 cos[pos, i] + x1 sin[pos, i]
  *
  * for batch token t < step.n_tokens at position pos = step.pos0 + t.
- * Bindings: 0 step: uniform Step; 1 x: array<f32> [T, heads, D] (read_write);
+ * Bindings: 0 step: uniform Step; 1 x: array<f32> [T, STRIDE], heads at the start of each row (read_write);
  *           2 table: array<f32> [cos [P, D/2] | sin [P, D/2]] (from `ropeTableData`).
  * The sin half starts at arrayLength(table) / 2, so the table binding must be exactly the
  * 2 * P * D/2 floats of one table. One thread per (t, head, i); 64 threads per workgroup.
@@ -14,14 +14,16 @@
 import type { GptOssConfig } from '../loader/config.ts';
 import { ropeRow, yarnParams } from '../engine/reference/rope.ts';
 import { STEP_STRUCT } from './common.ts';
-import { bindBuffers, grid2d, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 64;
 
 export interface RopeParams {
-  /** Heads in the rotated tensor (numHeads for q, numKvHeads for k). */
+  /** Heads rotated per token (e.g. the q and k heads at the start of a qkv row). */
   heads: number;
   headDim: number;
+  /** Floats between consecutive tokens' rows (default heads * headDim). */
+  stride?: number;
 }
 
 /** [cos table | sin table], each [positions, headDim/2], computed in f64 then rounded to f32. */
@@ -46,6 +48,7 @@ ${STEP_STRUCT}
 const D: u32 = ${p.headDim}u;
 const HALF: u32 = ${half}u;
 const HEADS: u32 = ${p.heads}u;
+const STRIDE: u32 = ${p.stride ?? p.heads * p.headDim}u;
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> table: array<f32>;
@@ -61,7 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let pos = step.pos0 + t;
   let c = table[pos * HALF + i];
   let s = table[arrayLength(&table) / 2u + pos * HALF + i];
-  let o = th * D + i;
+  let o = t * STRIDE + (th % HEADS) * D + i;
   let x1 = x[o];
   let x2 = x[o + HALF];
   x[o] = x1 * c - x2 * s;
@@ -75,7 +78,8 @@ export class RopeKernel {
 
   constructor(cache: PipelineCache, readonly p: RopeParams) {
     if (p.headDim % 2 !== 0) throw new Error(`rope: head dim ${p.headDim} must be even`);
-    this.key = `f32_rope_h${p.heads}_d${p.headDim}`;
+    if (p.stride !== undefined && p.stride < p.heads * p.headDim) throw new Error(`rope: stride ${p.stride} < ${p.heads} heads x ${p.headDim}`);
+    this.key = kernelKey('f32_rope', { h: p.heads, d: p.headDim, s: p.stride });
     this.pipeline = cache.get(this.key, () => ropeSource(p));
   }
 

@@ -9,7 +9,7 @@
  * previous pick in (value desc, index asc) order, so no "taken" mask is needed.
  */
 import { STEP_STRUCT } from './common.ts';
-import { bindBuffers, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 64;
 
@@ -80,5 +80,135 @@ export class TopkSoftmaxKernel {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(Math.ceil(tokens / WG));
+  }
+}
+
+/**
+ * f32_bf16w_router_topk: the whole decode-time router in one workgroup, for one token:
+ *   h = RMSNorm(x) * gain;  logits = W h + b;  ids, weights = the top-k of logits and their softmax
+ * (the same selection and softmax as f32_topk_softmax above).
+ *
+ * Bindings: 0 x: array<vec4<f32>> [H/4]; 1 gain: bf16 [H] as array<u32>; 2 w: bf16 [E, H] as
+ * array<vec4<u32>>; 3 bias: bf16 [E] as array<u32>; 4 ids: array<u32> [k] (out);
+ * 5 weights: array<f32> [k] (out). One workgroup of 256 threads; H % 8 == 0.
+ */
+export interface RouterDecodeParams {
+  hidden: number;
+  experts: number;
+  k: number;
+  normEps: number;
+}
+
+const RWG = 256;
+
+export function routerDecodeSource(p: RouterDecodeParams): string {
+  let lanes = 1;
+  while (lanes * 2 * p.experts <= RWG && lanes < 64) lanes *= 2;
+  const rowsPerRound = RWG / lanes;
+  return /* wgsl */ `
+const H4: u32 = ${p.hidden / 4}u;
+const H8: u32 = ${p.hidden / 8}u;
+const E: u32 = ${p.experts}u;
+const K: u32 = ${p.k}u;
+const LANES: u32 = ${lanes}u;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> gain: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bias: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(5) var<storage, read_write> weights: array<f32>;
+var<workgroup> xs: array<vec4<f32>, ${p.hidden / 4}>;
+var<workgroup> red: array<f32, ${RWG}>;
+var<workgroup> lg: array<f32, ${p.experts}>;
+
+fn lo(v: u32) -> f32 { return bitcast<f32>(v << 16u); }
+fn hi(v: u32) -> f32 { return bitcast<f32>(v & 0xffff0000u); }
+fn bf16x4(a: u32, b: u32) -> vec4<f32> { return vec4<f32>(lo(a), hi(a), lo(b), hi(b)); }
+
+@compute @workgroup_size(${RWG})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var ss = 0.0;
+  for (var i = lid; i < H4; i += ${RWG}u) {
+    let v = x[i];
+    ss += dot(v, v);
+    xs[i] = v * bf16x4(gain[2u * i], gain[2u * i + 1u]);
+  }
+  red[lid] = ss;
+  workgroupBarrier();
+  for (var s = ${RWG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let scale = inverseSqrt(red[0] / f32(H4 * 4u) + ${f32Literal(p.normEps)});
+  workgroupBarrier();
+  let lane = lid % LANES;
+  for (var r0 = 0u; r0 < E; r0 += ${rowsPerRound}u) {
+    let row = r0 + lid / LANES;
+    var acc = 0.0;
+    if (row < E) {
+      for (var u = lane; u < H8; u += LANES) {
+        let q = w[row * H8 + u];
+        acc += dot(bf16x4(q.x, q.y), xs[2u * u]) + dot(bf16x4(q.z, q.w), xs[2u * u + 1u]);
+      }
+    }
+    red[lid] = acc;
+    workgroupBarrier();
+    for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+      if (lane < s) { red[lid] += red[lid + s]; }
+      workgroupBarrier();
+    }
+    if (lane == 0u && row < E) {
+      let bw = bias[row / 2u];
+      lg[row] = red[lid] * scale + select(lo(bw), hi(bw), (row & 1u) == 1u);
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    var vals: array<f32, ${p.k}>;
+    var prev_v = 0.0;
+    var prev_i = 0u;
+    for (var j = 0u; j < K; j++) {
+      var best_i = E;
+      var best_v = 0.0;
+      for (var i = 0u; i < E; i++) {
+        let v = lg[i];
+        let after = j == 0u || v < prev_v || (v == prev_v && i > prev_i);
+        if (after && (best_i == E || v > best_v)) { best_i = i; best_v = v; }
+      }
+      vals[j] = best_v;
+      ids[j] = best_i;
+      prev_v = best_v;
+      prev_i = best_i;
+    }
+    let m = vals[0];
+    var sum = 0.0;
+    for (var j = 0u; j < K; j++) {
+      vals[j] = exp(vals[j] - m);
+      sum += vals[j];
+    }
+    for (var j = 0u; j < K; j++) { weights[j] = vals[j] / sum; }
+  }
+}`;
+}
+
+export class RouterDecodeKernel {
+  readonly key: string;
+  readonly pipeline: GPUComputePipeline;
+
+  constructor(cache: PipelineCache, readonly p: RouterDecodeParams) {
+    if (!(p.k >= 1 && p.k <= p.experts)) throw new Error(`router: k=${p.k} must be in 1..E=${p.experts}`);
+    if (p.hidden % 8 !== 0) throw new Error(`router: hidden ${p.hidden} must be a multiple of 8`);
+    this.key = kernelKey('f32_bf16w_router_topk', { h: p.hidden, e: p.experts, k: p.k, norm: p.normEps });
+    this.pipeline = cache.get(this.key, () => routerDecodeSource(p));
+  }
+
+  bind(device: GPUDevice, b: { x: GPUBuffer; gain: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; ids: GPUBuffer; weights: GPUBuffer }): GPUBindGroup {
+    return bindBuffers(device, this.pipeline, [b.x, b.gain, b.weight, b.bias, b.ids, b.weights], this.key);
+  }
+
+  encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(1);
   }
 }

@@ -17,7 +17,7 @@
  * top_p; every token equal to a threshold is kept.
  */
 import type { SamplingParams } from '../engine/sampling.ts';
-import { bindBuffers, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
 
@@ -33,11 +33,8 @@ function workgroupSize(vocab: number): number {
   return Math.min(WG, 2 ** Math.ceil(Math.log2(vocab)));
 }
 
-export function sampleSource(p: SampleKernelParams): string {
-  const wg = workgroupSize(p.vocab);
-  // Reductions go through G groups of S threads (two barriers instead of log2(WG)).
-  const g = 2 ** Math.ceil(Math.log2(wg) / 2);
-  return /* wgsl */ `
+/** The SampleParams uniform (SAMPLE_PARAMS_BYTES; written by writeSampleParams). */
+export const SAMPLE_PARAMS_STRUCT = /* wgsl */ `
 struct SampleParams {
   temperature: f32, // 0 = greedy
   top_k: u32,       // 0 = off
@@ -47,7 +44,38 @@ struct SampleParams {
   out_index: u32,   // out[out_index + row] receives the token id
   offset: u32,      // element offset of row 0 in logits
   _pad: u32,
+}`;
+
+/**
+ * The Gumbel-max score of logit x at vocabulary index i, for row \`row\` of a draw: the same hash
+ * and formula as engine/sampling.ts (pcgHash, drawKey, drawUniform, gumbelScore). Needs \`prm\`.
+ */
+export const SAMPLE_NOISE_FNS = /* wgsl */ `
+fn pcg(x: u32) -> u32 {
+  let state = x * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
 }
+fn uniform01(key: u32, i: u32) -> f32 {
+  return (f32(pcg(pcg(i) ^ key) >> 9u) + 0.5) * (1.0 / 8388608.0);
+}
+fn gumbel_score_row(x: f32, i: u32, row: u32) -> f32 {
+  let key = pcg(pcg(prm.seed) ^ (prm.step + row));
+  return x / prm.temperature - log(-log(uniform01(key, i)));
+}
+fn gumbel_score(x: f32, i: u32) -> f32 { return gumbel_score_row(x, i, 0u); }`;
+
+/** True when a draw is the argmax of per-row scores (greedy, or Gumbel-max over every token). */
+export function drawsFromCandidates(params: SamplingParams): boolean {
+  return params.temperature === 0 || params.topK === 1 || (params.topK === 0 && params.topP >= 1);
+}
+
+export function sampleSource(p: SampleKernelParams): string {
+  const wg = workgroupSize(p.vocab);
+  // Reductions go through G groups of S threads (two barriers instead of log2(WG)).
+  const g = 2 ** Math.ceil(Math.log2(wg) / 2);
+  return /* wgsl */ `
+${SAMPLE_PARAMS_STRUCT}
 const V: u32 = ${p.vocab}u;
 const WG: u32 = ${wg}u;
 const G: u32 = ${g}u;
@@ -78,15 +106,7 @@ fn from_key(k: u32) -> f32 {
   return bitcast<f32>(select(~k, k & 0x7fffffffu, (k >> 31u) == 1u));
 }
 
-// The same hash as engine/sampling.ts (pcgHash, drawKey, drawUniform).
-fn pcg(x: u32) -> u32 {
-  let state = x * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-fn uniform01(key: u32, i: u32) -> f32 {
-  return (f32(pcg(pcg(i) ^ key) >> 9u) + 0.5) * (1.0 / 8388608.0);
-}
+${SAMPLE_NOISE_FNS}
 
 fn merge(op: u32, a: u32, b: u32) {
   if (op == SUM) {
@@ -197,13 +217,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // Gumbel-max over the kept tokens.
   let thr = from_key(thr_key);
-  let key = pcg(pcg(prm.seed) ^ (prm.step + row));
   var sv = 0.0;
   var si = NONE;
   for (var i = lid; i < V; i += WG) {
     let x = logits[base + i];
     if (x >= thr) {
-      let s = (x - mx) / prm.temperature - log(-log(uniform01(key, i)));
+      let s = gumbel_score_row(x, i, row);
       if (si == NONE || s > sv) { sv = s; si = i; }
     }
   }
@@ -268,4 +287,73 @@ export function sampleParamsData(params: SamplingParams, draw: SampleDraw): Arra
 
 export function writeSampleParams(device: GPUDevice, buf: GPUBuffer, params: SamplingParams, draw: SampleDraw, byteOffset = 0): void {
   device.queue.writeBuffer(buf, byteOffset, sampleParamsData(params, draw));
+}
+
+/**
+ * f32_sample_candidates: the draw from per-workgroup candidates (matvec.ts with `candidates`):
+ * out[prm.out_index] = the row of the best (score, row) pair, ties to the lower row. Valid when
+ * drawsFromCandidates(params): the candidates' scores then already are the logits (greedy) or
+ * the Gumbel-max scores over every token.
+ *
+ * Bindings: 0 cand: array<u32> [2 * NC] (score bits, row); 1 params: SampleParams; 2 out: array<u32>.
+ * One workgroup of 256 threads.
+ */
+export function sampleCandidatesSource(candidates: number): string {
+  return /* wgsl */ `
+${SAMPLE_PARAMS_STRUCT}
+const NC: u32 = ${candidates}u;
+const WG: u32 = ${WG}u;
+const NONE: u32 = 0xffffffffu;
+@group(0) @binding(0) var<storage, read> cand: array<u32>;
+@group(0) @binding(1) var<uniform> prm: SampleParams;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+var<workgroup> red_v: array<f32, WG>;
+var<workgroup> red_i: array<u32, WG>;
+
+fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
+  return i != NONE && (bi == NONE || v > bv || (v == bv && i < bi));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var bv = 0.0;
+  var bi = NONE;
+  for (var c = lid; c < NC; c += WG) {
+    let v = bitcast<f32>(cand[2u * c]);
+    let i = cand[2u * c + 1u];
+    if (better(v, i, bv, bi)) { bv = v; bi = i; }
+  }
+  red_v[lid] = bv;
+  red_i[lid] = bi;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s && better(red_v[lid + s], red_i[lid + s], red_v[lid], red_i[lid])) {
+      red_v[lid] = red_v[lid + s];
+      red_i[lid] = red_i[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[prm.out_index] = select(red_i[0], 0u, red_i[0] == NONE); }
+}`;
+}
+
+export class SampleCandidatesKernel {
+  readonly key: string;
+  readonly pipeline: GPUComputePipeline;
+
+  constructor(cache: PipelineCache, readonly candidates: number) {
+    if (!Number.isInteger(candidates) || candidates < 1) throw new RangeError(`f32_sample_candidates: candidates must be an integer >= 1, got ${candidates}`);
+    this.key = kernelKey('f32_sample_candidates', { n: candidates });
+    this.pipeline = cache.get(this.key, () => sampleCandidatesSource(candidates));
+  }
+
+  bind(device: GPUDevice, cand: GPUBuffer | GPUBufferBinding, params: GPUBuffer | GPUBufferBinding, out: GPUBuffer | GPUBufferBinding): GPUBindGroup {
+    return bindBuffers(device, this.pipeline, [cand, params, out], this.key);
+  }
+
+  encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(1);
+  }
 }

@@ -58,6 +58,21 @@ for (const name of ['tiny', 'sharded']) {
       session.dispose();
     });
 
+    // The fused one-token kernels generation uses (norm folded into the projections, RoPE and
+    // the cache store inside flash-decoding attention, router + top-k in one kernel).
+    for (const kvFormat of ['f32', 'q8'] as const) {
+      it(`${kvFormat} cache: the decode kernels, one token at a time`, async () => {
+        const model = await GpuModel.load(ck, await testGpu(), { kvFormat, maxBatch: 5, contextLimit: 32 });
+        models.push(model);
+        const want = kvFormat === 'f32' ? g.logits : (await loadReferenceModel(ck)).newSession({ kv: 'q8' }).forward(g.tokens);
+        const session = new GpuSession(model);
+        const got = new Float32Array(g.logits.length);
+        for (let i = 0; i < g.tokens.length; i++) got.set(await session.decodeLogits(g.tokens[i]!), i * g.vocab);
+        expectClose(`${name} ${kvFormat} decode kernels vs ${kvFormat === 'f32' ? 'golden' : 'reference-q8'}`, want, got, g.vocab, TOL);
+        session.dispose();
+      });
+    }
+
     it('q8 cache: matches the reference with the same 8-bit cache rounding', async () => {
       const model = await GpuModel.load(ck, await testGpu(), { kvFormat: 'q8', maxBatch: 5, contextLimit: 32 });
       models.push(model);

@@ -1,0 +1,262 @@
+/**
+ * f32_bf16w_matvec: the decode (one token) matrix-vector product with the epilogues decode fuses.
+ *
+ *   out[OFFSET + o] (= or +=) s * (W[o, :] . (x * g)) (+ b[o])        for o < N
+ *
+ * With `normEps` the RMSNorm before the projection is folded in: g is the norm's bf16 weight and
+ * s = 1 / sqrt(mean(x^2) + eps); otherwise g = 1, s = 1. W is bf16 [N, K], possibly split in
+ * row chunks over several bindings (lm_head over the binding limit).
+ * With `candidates`, workgroup w also writes the best (score, row) among its rows to
+ * cand[2w], cand[2w + 1] (score as f32 bits), score being the logit for greedy draws and
+ * logit / T + Gumbel noise otherwise (sample.ts: SAMPLE_NOISE_FNS), so sampling reads one
+ * candidate per workgroup instead of the whole vocabulary.
+ *
+ * Bindings, in order: x: array<vec4<f32>> [K/4]; out: array<f32>; one weight binding per chunk
+ * (array<vec4<u32>>, 8 bf16 each); then bias (bf16 [N] as array<u32>) if `bias`; the norm weight
+ * (bf16 [K]) if `normEps`; cand: array<u32> and the SampleParams uniform if `candidates`.
+ *
+ * A workgroup of 256 threads computes ROWS rows, LANES threads per row striding over K, 8 values
+ * per 16-byte load. x (normalised and scaled by g) is staged once per workgroup in workgroup
+ * memory when `stageX` (the engine sets it when K floats fit the adapter's limit).
+ * Assumes K % 8 == 0.
+ */
+import { BF16_FNS } from './common.ts';
+import { bindBuffers, f32Literal, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
+import { SAMPLE_NOISE_FNS, SAMPLE_PARAMS_STRUCT } from './sample.ts';
+
+const WG = 256;
+export const MATVEC_ROWS = 8;
+const LANES = WG / MATVEC_ROWS;
+
+export interface MatvecParams {
+  inDim: number;
+  /** Rows of each weight chunk (one binding each); N is their sum. */
+  chunkRows: number[];
+  bias: boolean;
+  /** out += result (adding a projection into the residual stream). */
+  accumulate: boolean;
+  /** Fold in the RMSNorm with this epsilon (and bind its weight). */
+  normEps?: number;
+  /** Where row 0 lands in `out` (default 0). */
+  outOffset?: number;
+  /** Write per-workgroup sampling candidates (lm_head). */
+  candidates?: boolean;
+  /** Stage x in workgroup memory (K * 4 bytes). */
+  stageX: boolean;
+  /**
+   * 'simple': one invocation per row, no workgroup memory or barriers, one candidate per row;
+   * for CPU (fallback) adapters such as SwiftShader, where a barrier costs far more than the
+   * arithmetic. GPUs use the default 'tiled'.
+   */
+  variant?: 'tiled' | 'simple';
+}
+
+const SIMPLE_WG = 64;
+
+/** Sampling candidates a matvec over `rows` rows writes: one per workgroup, or one per row ('simple'). */
+export function matvecCandidates(rows: number, variant: 'tiled' | 'simple' = 'tiled'): number {
+  return variant === 'simple' ? rows : Math.ceil(rows / MATVEC_ROWS);
+}
+
+/** Workgroup memory a matvec over K inputs uses when it stages x. */
+export function matvecStageBytes(inDim: number): number {
+  return inDim * 4 + 2 * WG * 4 + MATVEC_ROWS * 8;
+}
+
+export function matvecSource(p: MatvecParams): string {
+  const simple = p.variant === 'simple';
+  const K = p.inDim;
+  const chunks = p.chunkRows;
+  const N = chunks.reduce((a, b) => a + b, 0);
+  const norm = p.normEps !== undefined;
+  let b = 2 + chunks.length;
+  const bindings = [
+    '@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;',
+    `@group(0) @binding(1) var<storage, read_write> out: array<f32>;`,
+    ...chunks.map((_, c) => `@group(0) @binding(${2 + c}) var<storage, read> w${c}: array<vec4<u32>>;`),
+    p.bias ? `@group(0) @binding(${b++}) var<storage, read> bias: array<u32>;` : '',
+    norm ? `@group(0) @binding(${b++}) var<storage, read> gain: array<u32>;` : '',
+    p.candidates ? `@group(0) @binding(${b++}) var<storage, read_write> cand: array<u32>;` : '',
+    p.candidates ? `@group(0) @binding(${b++}) var<uniform> prm: SampleParams;` : '',
+  ];
+  const gainOf = norm
+    ? 'let gw = vec2<u32>(gain[2u * i], gain[2u * i + 1u]); return vec4<f32>(bf16_lo(gw.x), bf16_hi(gw.x), bf16_lo(gw.y), bf16_hi(gw.y));'
+    : 'return vec4<f32>(1.0);';
+  // Row dot products: the chunk holding row o, each a compile-time branch.
+  let start = 0;
+  const rowDot = chunks.map((rows, c) => {
+    const s = start;
+    start += rows;
+    return `${c > 0 ? ' else ' : ''}if (o < ${s + rows}u) { acc = dot_row_w${c}(o - ${s}u, lane); }`;
+  }).join('');
+  const dotFns = chunks.map((_, c) => /* wgsl */ `
+fn dot_row_w${c}(row: u32, lane: u32) -> f32 {
+  var a = 0.0;
+  let base = row * K8;
+  for (var u = lane; u < K8; u += LANES) {
+    let w = w${c}[base + u];
+    a += dot(bf16x4(w.x, w.y), xv(2u * u)) + dot(bf16x4(w.z, w.w), xv(2u * u + 1u));
+  }
+  return a;
+}`).join('');
+  return /* wgsl */ `
+${BF16_FNS}
+${p.candidates ? `${SAMPLE_PARAMS_STRUCT}\n${SAMPLE_NOISE_FNS}` : ''}
+const K: u32 = ${K}u;
+const K4: u32 = ${K / 4}u;
+const K8: u32 = ${K / 8}u;
+const N: u32 = ${N}u;
+const OFFSET: u32 = ${p.outOffset ?? 0}u;
+const ROWS: u32 = ${MATVEC_ROWS}u;
+const LANES: u32 = ${simple ? 1 : LANES}u;
+${bindings.filter(Boolean).join('\n')}
+${p.stageX && !simple ? `var<workgroup> xs: array<vec4<f32>, ${K / 4}>;` : ''}
+${simple ? '' : `var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> rowsum: array<f32, ${WG}>;
+var<workgroup> best_v: array<f32, ${MATVEC_ROWS}>;`}
+
+fn bf16x4(a: u32, b: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xffff0000u, b << 16u, b & 0xffff0000u));
+}
+fn gain4(i: u32) -> vec4<f32> { ${gainOf} }
+// x (times the norm gain) as vec4 i.
+fn xv(i: u32) -> vec4<f32> { ${p.stageX && !simple ? 'return xs[i];' : 'return x[i] * gain4(i);'} }
+${dotFns}
+${simple ? simpleMain(p, N, norm, rowDot) : tiledMain(p, N, norm, rowDot)}`;
+}
+
+function simpleMain(p: MatvecParams, N: number, norm: boolean, rowDot: string): string {
+  return /* wgsl */ `
+@compute @workgroup_size(${SIMPLE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let o = gid.x + gid.y * nwg.x * ${SIMPLE_WG}u;
+  if (o >= N) { return; }
+  var scale = 1.0;
+  ${norm ? `var ss = 0.0;
+  for (var i = 0u; i < K4; i++) { let v = x[i]; ss += dot(v, v); }
+  scale = inverseSqrt(ss / f32(K) + ${f32Literal(p.normEps!)});` : ''}
+  let lane = 0u;
+  var acc = 0.0;
+  ${rowDot}
+  var v = acc * scale;
+  ${p.bias ? 'v += bf16_at(bias[o / 2u], (o & 1u) == 1u);' : ''}
+  ${p.accumulate ? 'out[OFFSET + o] += v;' : 'out[OFFSET + o] = v;'}
+  ${p.candidates ? `var score = v;
+  if (prm.temperature != 0.0 && prm.top_k != 1u) { score = gumbel_score(v, o); }
+  cand[2u * o] = bitcast<u32>(score);
+  cand[2u * o + 1u] = o;` : ''}
+}`;
+}
+
+function tiledMain(p: MatvecParams, N: number, norm: boolean, rowDot: string): string {
+  return /* wgsl */ `
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let group = wg.x + wg.y * nwg.x;
+  if (group * ROWS >= N) { return; }
+  var ss = 0.0;
+  for (var i = lid; i < K4; i += ${WG}u) {
+    let v = x[i];
+    ${norm ? 'ss += dot(v, v);' : ''}
+    ${p.stageX ? 'xs[i] = v * gain4(i);' : ''}
+  }
+  ${norm ? `// Two-level sum: 16 partial sums of 16, then every thread adds the 16.
+  red[lid] = ss;
+  workgroupBarrier();
+  if (lid < 16u) {
+    var t = 0.0;
+    for (var j = 0u; j < 16u; j++) { t += red[lid * 16u + j]; }
+    rowsum[lid] = t;
+  }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var j = 0u; j < 16u; j++) { total += rowsum[j]; }
+  let scale = inverseSqrt(total / f32(K) + ${f32Literal(p.normEps!)});
+  workgroupBarrier();` : `workgroupBarrier();
+  let scale = 1.0;`}
+
+  let r = lid / LANES;
+  let lane = lid % LANES;
+  let o = group * ROWS + r;
+  var acc = 0.0;
+  if (o < N) { ${rowDot} }
+  rowsum[lid] = acc;
+  workgroupBarrier();
+  if (lane == 0u) {
+    var t = 0.0;
+    for (var j = 0u; j < LANES; j++) { t += rowsum[lid + j]; }
+    var v = t * scale;
+    ${p.bias ? 'if (o < N) { v += bf16_at(bias[o / 2u], (o & 1u) == 1u); }' : ''}
+    if (o < N) { ${p.accumulate ? 'out[OFFSET + o] += v;' : 'out[OFFSET + o] = v;'} }
+    ${p.candidates ? `var score = v;
+    if (prm.temperature != 0.0 && prm.top_k != 1u) { score = gumbel_score(v, o); }
+    best_v[r] = score;` : ''}
+  }
+  ${p.candidates ? `workgroupBarrier();
+  if (lid == 0u) {
+    // Best of this workgroup's rows; ties go to the lower row (rows ascend with r).
+    var bv = best_v[0];
+    var bi = 0u;
+    for (var j = 1u; j < ROWS; j++) {
+      if (group * ROWS + j < N && best_v[j] > bv) { bv = best_v[j]; bi = j; }
+    }
+    cand[2u * group] = bitcast<u32>(bv);
+    cand[2u * group + 1u] = group * ROWS + bi;
+  }` : ''}
+}`;
+}
+
+export interface MatvecBuffers {
+  x: GPUBuffer | GPUBufferBinding;
+  out: GPUBuffer | GPUBufferBinding;
+  /** One per chunk. */
+  weights: (GPUBuffer | GPUBufferBinding)[];
+  bias?: GPUBuffer | GPUBufferBinding;
+  norm?: GPUBuffer | GPUBufferBinding;
+  cand?: GPUBuffer | GPUBufferBinding;
+  sampleParams?: GPUBuffer | GPUBufferBinding;
+}
+
+export class MatvecKernel {
+  readonly key: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly rows: number;
+
+  constructor(cache: PipelineCache, readonly p: MatvecParams) {
+    if (p.inDim % 8 !== 0 || p.inDim <= 0) throw new Error(`f32_bf16w_matvec: inDim ${p.inDim} must be a positive multiple of 8`);
+    if (p.chunkRows.length < 1 || p.chunkRows.some((r) => !(r >= 1))) throw new Error(`f32_bf16w_matvec: bad chunk rows ${p.chunkRows}`);
+    this.rows = p.chunkRows.reduce((a, b) => a + b, 0);
+    this.key = kernelKey('f32_bf16w_matvec', {
+      k: p.inDim, n: p.chunkRows.join('+'), bias: p.bias, acc: p.accumulate, norm: p.normEps, o: p.outOffset || undefined, cand: p.candidates,
+      stage: p.stageX && p.variant !== 'simple', simple: p.variant === 'simple',
+    });
+    this.pipeline = cache.get(this.key, () => matvecSource(p));
+  }
+
+  bind(device: GPUDevice, b: MatvecBuffers): GPUBindGroup {
+    const p = this.p;
+    if (b.weights.length !== p.chunkRows.length) throw new Error(`${this.key}: ${b.weights.length} weight buffers for ${p.chunkRows.length} chunks`);
+    const need = (v: unknown, what: string, on: boolean | undefined) => {
+      if ((v !== undefined) !== !!on) throw new Error(`${this.key}: ${what} buffer ${on ? 'missing' : 'not expected'}`);
+    };
+    need(b.bias, 'bias', p.bias);
+    need(b.norm, 'norm', p.normEps !== undefined);
+    need(b.cand, 'candidates', p.candidates);
+    need(b.sampleParams, 'sample params', p.candidates);
+    const list = [b.x, b.out, ...b.weights, b.bias, b.norm, b.cand, b.sampleParams].filter((v): v is GPUBuffer | GPUBufferBinding => v !== undefined);
+    return bindBuffers(device, this.pipeline, list, this.key);
+  }
+
+  /** Candidates written per draw (with `candidates`). */
+  get candidateCount(): number {
+    return matvecCandidates(this.rows, this.p.variant);
+  }
+
+  encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup): void {
+    const [gx, gy] = grid2d(this.p.variant === 'simple' ? Math.ceil(this.rows / SIMPLE_WG) : Math.ceil(this.rows / MATVEC_ROWS));
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(gx, gy);
+  }
+}
