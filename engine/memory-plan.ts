@@ -62,7 +62,11 @@ export class ModelTooLargeError extends Error {
   }
 }
 
-/** Activation buffers of one batch (f32), named as the session allocates them. */
+/**
+ * Activation buffers of one batch (f32), named as the session allocates them. Not counted: the
+ * session's uniform and read-back buffers (under 100 bytes in all). test/memory-plan-gpu.test.ts
+ * checks these sizes against the buffers a session really creates.
+ */
 export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, number> {
   const T = o.maxBatch;
   return {
@@ -76,9 +80,9 @@ export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, nu
     expertIds: T * c.expertsPerToken * 4,
     expertWeights: T * c.expertsPerToken * 4,
     act: T * c.expertsPerToken * c.intermediateSize * 4,
-    hLast: o.logitRows * c.hiddenSize * 4,
+    hLast: c.hiddenSize * 4,
     logits: o.logitRows * c.vocabSize * 4,
-    tokens: (T + 1) * 4,
+    tokens: T * 4,
     rope: 2 * o.contextLimit * (c.headDim / 2) * 4,
   };
 }
