@@ -61,5 +61,8 @@ export { httpSource, huggingFaceUrl } from './loader/source-http.ts';
 export type { HttpSourceOptions } from './loader/source-http.ts';
 export { blobSource } from './loader/source-blob.ts';
 export { directoryHandleSource } from './loader/source-fs-handle.ts';
+export { syntheticSource } from './loader/source-synthetic.ts';
+export type { SyntheticSource, SyntheticSourceOptions } from './loader/source-synthetic.ts';
+export type { SynthPreset, SynthOverrides } from './loader/synth.ts';
 export { resolveModelSource } from './loader/resolve.ts';
 export type { ModelLocation } from './loader/resolve.ts';

@@ -7,6 +7,6 @@ export * from './index.ts';
 export { directorySource } from './loader/source-node.ts';
 export { writeSyntheticCheckpoint, tokenizerFiles, DEFAULT_MAX_SHARD_BYTES } from './loader/synth-writer-node.ts';
 export type { WriteSyntheticOptions, WriteSyntheticResult } from './loader/synth-writer-node.ts';
-export type { SynthPreset, SynthOverrides } from './loader/synth.ts';
+export { nodeSyntheticSource } from './loader/source-synthetic-node.ts';
 export { serve } from './server/openai-server.ts';
 export type { ServeOptions, RunningServer } from './server/openai-server.ts';

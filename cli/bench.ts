@@ -1,17 +1,19 @@
 /**
- * `gptoss bench`: prefill and decode throughput of a checkpoint (or a synthetic one written to
- * a temporary directory) on this machine's WebGPU adapter. The measuring is bench/decode-prefill.ts.
+ * `gptoss bench`: prefill and decode throughput of a checkpoint (or a synthetic one, generated
+ * while it loads, or written to a directory first) on this machine's WebGPU adapter. The
+ * measuring is bench/decode-prefill.ts.
  */
 import { parseArgs } from 'node:util';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { describeConfig } from '../loader/config.ts';
+import type { ModelLocation } from '../loader/resolve.ts';
+import { nodeSyntheticSource } from '../loader/source-synthetic-node.ts';
 import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { synthShape } from '../loader/synth.ts';
 import { decodeWeightBytes, runBench, type BenchResult, type KernelTime, type Stats } from '../bench/decode-prefill.ts';
 import { formatBytes, intFlag, UsageError } from './args.ts';
 import { loadGpuModel, unload } from './gpu.ts';
+import type { MemoryPlan } from '../engine/memory-plan.ts';
 import { parseShapeFlags, SHAPE_OPTIONS, SHAPE_USAGE } from './synth.ts';
 
 /** Seed of the synthetic checkpoints and prompts, fixed so runs are comparable across machines. */
@@ -24,7 +26,8 @@ export const command = {
     '                    [--prompt-len N] [--gen N] [--repeat R] [--kv q8|f32] [--context N] [--profile] [--json FILE]',
     '',
     'Defaults: --prompt-len 128, --gen 32, --repeat 3, --kv q8, --context min(4096, max positions).',
-    'With --synthetic a random checkpoint (seed 0) is written to a temporary directory and removed afterwards.',
+    'With --synthetic a random checkpoint (seed 0) is generated while it loads: nothing goes to disk.',
+    '  --write-synthetic DIR  instead write it to DIR (kept; reuse it with --model DIR) and load it from there',
     ...SHAPE_USAGE,
     '  --profile    also time every kernel (own submission each) for one prefill batch and one decode token',
     '  --json FILE  write the adapter, model and every measured number as JSON',
@@ -33,7 +36,7 @@ export const command = {
     const { values } = parseArgs({
       args: argv,
       options: {
-        model: { type: 'string' }, synthetic: { type: 'string' }, ...SHAPE_OPTIONS,
+        model: { type: 'string' }, synthetic: { type: 'string' }, 'write-synthetic': { type: 'string' }, ...SHAPE_OPTIONS,
         'prompt-len': { type: 'string', default: '128' }, gen: { type: 'string', default: '32' }, repeat: { type: 'string', default: '3' },
         kv: { type: 'string', default: 'q8' }, context: { type: 'string' }, profile: { type: 'boolean' }, json: { type: 'string' },
       },
@@ -41,6 +44,7 @@ export const command = {
     if ((values.model === undefined) === (values.synthetic === undefined)) throw new UsageError('give exactly one of --model and --synthetic');
     const shapeFlags = Object.keys(SHAPE_OPTIONS).filter((k) => values[k as keyof typeof SHAPE_OPTIONS] !== undefined);
     if (values.model !== undefined && shapeFlags.length > 0) throw new UsageError(`--${shapeFlags[0]} only applies with --synthetic`);
+    if (values.model !== undefined && values['write-synthetic'] !== undefined) throw new UsageError('--write-synthetic only applies with --synthetic');
     const promptLen = intFlag(values['prompt-len'], 'prompt-len', 1)!;
     const gen = intFlag(values.gen, 'gen', 1)!;
     const repeat = intFlag(values.repeat, 'repeat', 1)!;
@@ -49,68 +53,82 @@ export const command = {
     if (context !== undefined && promptLen + gen > context) throw new UsageError(`--prompt-len ${promptLen} + --gen ${gen} exceed --context ${context}`);
     const kvFormat = values.kv;
 
-    let tmp: string | undefined;
-    try {
-      let modelArg = values.model;
-      let synthetic: { preset: string; overrides: Record<string, number>; seed: number; dir: string } | undefined;
-      if (values.synthetic !== undefined) {
-        const { preset, overrides } = parseShapeFlags(values.synthetic, 'synthetic', values);
-        tmp = await mkdtemp(join(tmpdir(), 'gptoss-bench-'));
-        modelArg = join(tmp, 'model');
-        const shape = synthShape(preset, overrides);
-        process.stderr.write(`writing synthetic ${preset} checkpoint (seed ${SEED}) to ${modelArg} (removed afterwards)\n`);
-        const w = await writeSyntheticCheckpoint({ preset, overrides, seed: SEED, outDir: modelArg });
+    let modelArg: ModelLocation | undefined = values.model;
+    let synthetic: { preset: string; overrides: Record<string, number>; seed: number; dir?: string } | undefined;
+    if (values.synthetic !== undefined) {
+      const { preset, overrides } = parseShapeFlags(values.synthetic, 'synthetic', values);
+      const shape = synthShape(preset, overrides);
+      const dir = values['write-synthetic'];
+      if (dir !== undefined) {
+        process.stderr.write(`writing synthetic ${preset} checkpoint (seed ${SEED}) to ${dir}\n`);
+        const w = await writeSyntheticCheckpoint({ preset, overrides, seed: SEED, outDir: dir });
         process.stderr.write(`  ${formatBytes(w.totalBytes)} of weights in ${w.seconds.toFixed(1)} s\n`);
-        synthetic = { preset, overrides: { ...shape }, seed: SEED, dir: modelArg };
+        modelArg = dir;
+      } else {
+        process.stderr.write(`synthetic ${preset} checkpoint (seed ${SEED}) generated on demand while loading: nothing is written to disk\n`);
+        modelArg = nodeSyntheticSource({ preset, overrides, seed: SEED });
       }
-      const loaded = await loadGpuModel(modelArg!, { contextLimit: context, kvFormat });
-      try {
-        const m = loaded.model;
-        if (promptLen + gen > m.contextLimit) throw new UsageError(`--prompt-len ${promptLen} + --gen ${gen} exceed the context limit ${m.contextLimit} (raise it with --context)`);
-        const i = loaded.gpu.info;
-        const adapter = { vendor: i.vendor, architecture: i.architecture, description: i.description, f16: loaded.gpu.f16, fallback: loaded.gpu.fallback, features: i.features };
-        const bytes = decodeWeightBytes(m.config);
-        const header = [
-          `gptoss bench: measured on THIS machine, in this run (${new Date().toISOString()}; node ${process.version} ${process.platform}-${process.arch})`,
-          `adapter:  vendor ${show(i.vendor)}, architecture ${show(i.architecture)}, description ${show(i.description)}; ` +
-            `shader-f16 ${yes(loaded.gpu.f16)}, fallback (CPU) adapter ${yes(loaded.gpu.fallback)}`,
-          `model:    ${synthetic ? `synthetic ${synthetic.preset}, seed ${SEED}, at ${synthetic.dir}` : loaded.ck.source.description}`,
-          `shape:    ${describeConfig(m.config)}`,
-          `weights:  ${formatBytes(m.plan.weightBytes)} (${m.plan.weightBytes} bytes); KV cache ${m.kvFormat}, context ${m.contextLimit}, prefill batch ${m.maxBatch}`,
-          `decode reads ~${gb(bytes.total)} of weights per token (attention ${gb(bytes.attention)}, router ${gb(bytes.router)}, norms ${gb(bytes.norms)}, ` +
-            `experts ${m.config.expertsPerToken}/${m.config.numExperts} ${gb(bytes.experts)}, embed row ${gb(bytes.embed)}, lm_head ${gb(bytes.lmHead)})`,
-          `workload: prompt ${promptLen} random token ids, ${gen} greedy decode steps, ${repeat} timed run(s) after 1 warm-up`,
-        ];
-        console.log(header.join('\n'));
-        const res = await runBench(m, { promptLen, gen, repeat, seed: SEED, profile: values.profile, onProgress: (msg) => process.stderr.write(`  ${msg}\n`) });
-        console.log(report(res));
-        if (values.json !== undefined) {
-          const json = {
-            kind: 'gptoss-bench', version: 1, date: new Date().toISOString(),
-            runtime: { node: process.version, platform: process.platform, arch: process.arch },
-            adapter,
-            model: {
-              source: synthetic ? `synthetic:${synthetic.preset}` : loaded.ck.source.description,
-              synthetic: synthetic && { preset: synthetic.preset, shape: synthetic.overrides, seed: synthetic.seed },
-              description: describeConfig(m.config),
-              config: m.config,
-              weightBytes: m.plan.weightBytes,
-            },
-            kvFormat: m.kvFormat, context: m.contextLimit, maxBatch: m.maxBatch,
-            decodeWeightBytes: bytes,
-            result: res,
-          };
-          await writeFile(values.json, JSON.stringify(json, null, 2) + '\n');
-          process.stderr.write(`wrote ${values.json}\n`);
-        }
-      } finally {
-        await unload(loaded);
+      synthetic = { preset, overrides: { ...shape }, seed: SEED, dir };
+    }
+    const loaded = await loadGpuModel(modelArg!, { contextLimit: context, kvFormat });
+    try {
+      const m = loaded.model;
+      if (promptLen + gen > m.contextLimit) throw new UsageError(`--prompt-len ${promptLen} + --gen ${gen} exceed the context limit ${m.contextLimit} (raise it with --context)`);
+      const i = loaded.gpu.info;
+      const adapter = { vendor: i.vendor, architecture: i.architecture, description: i.description, f16: loaded.gpu.f16, fallback: loaded.gpu.fallback, features: i.features };
+      const bytes = decodeWeightBytes(m.config);
+      const header = [
+        `gptoss bench: measured on THIS machine, in this run (${new Date().toISOString()}; node ${process.version} ${process.platform}-${process.arch})`,
+        `adapter:  vendor ${show(i.vendor)}, architecture ${show(i.architecture)}, description ${show(i.description)}; ` +
+          `shader-f16 ${yes(loaded.gpu.f16)}, fallback (CPU) adapter ${yes(loaded.gpu.fallback)}`,
+        `model:    ${synthetic ? `synthetic ${synthetic.preset}, seed ${SEED}, ${synthetic.dir ? `written to ${synthetic.dir}` : 'generated on demand (not on disk)'}` : loaded.ck.source.description}`,
+        `shape:    ${describeConfig(m.config)}`,
+        `weights:  ${formatBytes(m.plan.weightBytes)} (${m.plan.weightBytes} bytes); KV cache ${m.kvFormat}, context ${m.contextLimit}, prefill batch ${m.maxBatch}`,
+        `decode reads ~${gb(bytes.total)} of weights per token (attention ${gb(bytes.attention)}, router ${gb(bytes.router)}, norms ${gb(bytes.norms)}, ` +
+          `experts ${m.config.expertsPerToken}/${m.config.numExperts} ${gb(bytes.experts)}, embed row ${gb(bytes.embed)}, lm_head ${gb(bytes.lmHead)})`,
+        `workload: prompt ${promptLen} random token ids, ${gen} greedy decode steps, ${repeat} timed run(s) after 1 warm-up`,
+      ];
+      console.log(header.join('\n'));
+      const res = await runBench(m, { promptLen, gen, repeat, seed: SEED, profile: values.profile, onProgress: (msg) => process.stderr.write(`  ${msg}\n`) });
+      console.log(report(res));
+      process.stderr.write(`GPU buffers at peak ${formatBytes(loaded.buffers.peakBytes)}; memory plan ${formatBytes(m.plan.totalBytes)} (weights, KV cache, scratch)\n`);
+      if (values.json !== undefined) {
+        const json = {
+          kind: 'gptoss-bench', version: 1, date: new Date().toISOString(),
+          runtime: { node: process.version, platform: process.platform, arch: process.arch },
+          adapter,
+          model: {
+            source: synthetic ? `synthetic:${synthetic.preset}` : loaded.ck.source.description,
+            synthetic: synthetic && { preset: synthetic.preset, shape: synthetic.overrides, seed: synthetic.seed, onDisk: synthetic.dir !== undefined },
+            description: describeConfig(m.config),
+            config: m.config,
+            weightBytes: m.plan.weightBytes,
+          },
+          kvFormat: m.kvFormat, context: m.contextLimit, maxBatch: m.maxBatch,
+          gpuMemory: gpuMemory(m.plan, m.weightBufferBytes, loaded.buffers.peakBytes),
+          decodeWeightBytes: bytes,
+          result: res,
+        };
+        await writeFile(values.json, JSON.stringify(json, null, 2) + '\n');
+        process.stderr.write(`wrote ${values.json}\n`);
       }
     } finally {
-      if (tmp) await rm(tmp, { recursive: true, force: true });
+      await unload(loaded);
     }
   },
 };
+
+/**
+ * The memory plan next to the GPU buffers really created: weights, and the peak of everything
+ * live (weights plus the bench's session: KV cache, activations, small uniform buffers).
+ */
+function gpuMemory(plan: MemoryPlan, weightBuffers: number, peak: number) {
+  return {
+    planned: { weights: plan.weightBytes, kvCache: plan.kvBytes, scratch: plan.scratchBytes, total: plan.totalBytes },
+    allocated: { weights: weightBuffers, peak },
+    peakOverPlan: peak / plan.totalBytes,
+  };
+}
 
 const show = (s: string) => (s ? JSON.stringify(s) : '(empty)');
 const yes = (b: boolean) => (b ? 'yes' : 'no');

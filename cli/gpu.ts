@@ -1,6 +1,7 @@
 /** Shared by the GPU subcommands: open a checkpoint and put it on the GPU with a progress line. */
 import { Checkpoint } from '../loader/checkpoint.ts';
-import { resolveModelSource } from '../loader/resolve.ts';
+import { resolveModelSource, type ModelLocation } from '../loader/resolve.ts';
+import { meterBuffers, type BufferMeter } from '../engine/gpu/buffer-meter.ts';
 import { createGpuContext, type GpuContext } from '../engine/gpu/device.ts';
 import { GpuModel, type ModelOptions } from '../engine/gpu-model.ts';
 import { formatBytes } from './args.ts';
@@ -9,11 +10,14 @@ export interface LoadedModel {
   ck: Checkpoint;
   gpu: GpuContext;
   model: GpuModel;
+  /** GPU buffer bytes really allocated on the device (weights from the load on; sessions too). */
+  buffers: BufferMeter;
 }
 
-export async function loadGpuModel(model: string, options: ModelOptions, quiet = false): Promise<LoadedModel> {
+export async function loadGpuModel(model: ModelLocation, options: ModelOptions, quiet = false): Promise<LoadedModel> {
   const ck = await Checkpoint.open(await resolveModelSource(model));
   const gpu = await createGpuContext();
+  const buffers = meterBuffers(gpu.device);
   let last = 0;
   const t0 = performance.now();
   try {
@@ -31,7 +35,7 @@ export async function loadGpuModel(model: string, options: ModelOptions, quiet =
       const s = (performance.now() - t0) / 1000;
       process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}loaded ${formatBytes(ck.totalBytes)} in ${s.toFixed(1)} s on ${describeAdapter(gpu)}\n`);
     }
-    return { ck, gpu, model: m };
+    return { ck, gpu, model: m, buffers };
   } catch (e) {
     await ck.close();
     gpu.destroy();

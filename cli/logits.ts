@@ -60,7 +60,7 @@ function checkVocab(tokens: number[], vocab: number): void {
 }
 
 async function gpuLogits(model: string, tokens: number[], oneByOne: boolean, kvFormat: 'q8' | 'f32'): Promise<Float32Array> {
-  const loaded = await loadGpuModel(model, { contextLimit: tokens.length, kvFormat, maxBatch: Math.min(128, tokens.length) }, true);
+  const loaded = await loadGpuModel(model, { contextLimit: tokens.length, kvFormat, maxBatch: Math.min(128, tokens.length), allLogits: !oneByOne }, true);
   try {
     const vocab = loaded.model.config.vocabSize;
     checkVocab(tokens, vocab);

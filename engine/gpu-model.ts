@@ -32,6 +32,11 @@ export interface ModelOptions {
   kvFormat?: KvFormat;
   /** GPU memory to plan against, when known (bytes). */
   memoryLimit?: number;
+  /**
+   * Plan for sessions that keep the logits of every position of a batch (GpuSession's
+   * allLogits: maxBatch rows of logits instead of one). Default false.
+   */
+  allLogits?: boolean;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -95,13 +100,28 @@ export class GpuModel {
         contextLimit: options.contextLimit ?? Math.min(4096, c.maxPositions),
         maxBatch: options.maxBatch ?? 128,
         kvFormat,
-        logitRows: options.maxBatch ?? 128,
+        logitRows: options.allLogits ? options.maxBatch ?? 128 : 1,
       },
     );
     const pipelines = PipelineCache.for(gpu.device);
     const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize);
     const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal });
-    return new GpuModel(gpu, c, plan, weights, pipelines, kernels);
+    const model = new GpuModel(gpu, c, plan, weights, pipelines, kernels);
+    // The plan is what the memory check and `gptoss plan` report: it must be what was allocated
+    // (createBuffer rounds each size up to 4 bytes).
+    const slack = model.weightBufferBytes - plan.weightBytes;
+    if (slack < 0 || slack > 3 * [...weights.values()].reduce((a, t) => a + t.buffers.length, 0)) {
+      model.dispose();
+      throw new Error(`internal: weight buffers take ${model.weightBufferBytes} bytes, the memory plan says ${plan.weightBytes}`);
+    }
+    return model;
+  }
+
+  /** Bytes of the GPU buffers holding the weights (the plan's weightBytes plus 4-byte rounding). */
+  get weightBufferBytes(): number {
+    let n = 0;
+    for (const t of this.weights.values()) for (const b of t.buffers) n += b.size;
+    return n;
   }
 
   get contextLimit(): number {

@@ -98,7 +98,8 @@ export class GpuSession {
       act: f32(T * c.expertsPerToken * c.intermediateSize, 'moe_act'),
       xLast: f32(c.hiddenSize, 'x_last'),
       logits: f32(this.logitRows * c.vocabSize, 'logits'),
-      cand: f32(2 * model.kernels.decode.lmHead.candidateCount, 'sample_candidates'),
+      // Sized for one candidate per row (the CPU-adapter variant), as the memory plan counts it.
+      cand: f32(2 * c.vocabSize, 'sample_candidates'),
       part: this.track(createBuffer(dev, decodePartBytes(c.numHeads, c.headDim), STORAGE(), 'attn_partials')),
       rope: this.track(createBuffer(dev, 2 * this.contextLimit * (c.headDim / 2) * 4, STORAGE(), 'rope_table')),
       sampleParams: this.track(createBuffer(dev, SAMPLE_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'sample_params')),

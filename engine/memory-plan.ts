@@ -73,7 +73,11 @@ export class ModelTooLargeError extends Error {
   }
 }
 
-/** Activation buffers of one batch (f32), named as the session allocates them. */
+/**
+ * Activation buffers of one batch (f32), named as the session allocates them. Not counted: the
+ * session's uniform and read-back buffers (under 100 bytes in all). test/memory-plan-gpu.test.ts
+ * checks these sizes against the buffers a session really creates.
+ */
 export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, number> {
   const T = o.maxBatch;
   return {

@@ -3,7 +3,7 @@
  * chunk read from the source is written with queue.writeBuffer, and every `flushBytes` we wait
  * for the queue so the implementation's staging copies cannot pile up.
  */
-import type { Checkpoint, TensorRef } from '../loader/checkpoint.ts';
+import { DEFAULT_CHUNK_BYTES, type Checkpoint, type TensorRef } from '../loader/checkpoint.ts';
 import { ModelLoadError } from '../loader/errors.ts';
 import { align } from './gpu/buffers.ts';
 import type { RowChunk, WeightEntry } from './memory-plan.ts';
@@ -61,12 +61,15 @@ export async function uploadWeights(
     let sinceFlush = 0;
     const flushBytes = options.flushBytes ?? 64 << 20;
     options.onProgress?.(0, total);
+    // One staging buffer for all chunks: writeBuffer copies, so it is free again at once.
+    const largest = plan.reduce((a, w) => Math.max(a, w.bytes), 0);
+    const scratch = new Uint8Array(Math.max(16, Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, largest)));
     for (const w of plan) {
       const t = out.get(key(w.param, w.layer))!;
       const bounds = t.chunks ? t.chunks.map((c) => c.bytes) : [t.refs.reduce((a, r) => a + r.end - r.begin, 0)];
       let bufIdx = 0;
       let bufOff = 0;
-      for (const ref of t.refs) for await (const chunk of ck.stream(ref, options.chunkBytes)) {
+      for (const ref of t.refs) for await (const chunk of ck.streamInto(ref, scratch)) {
         options.signal?.throwIfAborted();
         let at = 0;
         while (at < chunk.byteLength) {

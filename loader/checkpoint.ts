@@ -84,6 +84,28 @@ export class Checkpoint {
     return readChunks(this.file(ref.file), ref.begin, ref.end, step);
   }
 
+  /**
+   * The tensor's bytes in chunks of at most `scratch.length` (rounded down to whole elements),
+   * each a view of `scratch` that is valid only until the next chunk is requested: no allocation
+   * per chunk where the source can read into a buffer. For consumers that copy every chunk at
+   * once (the GPU upload: queue.writeBuffer copies).
+   */
+  async *streamInto(ref: TensorRef, scratch: Uint8Array): AsyncGenerator<Uint8Array> {
+    const elem = DTYPE_BYTES[ref.dtype];
+    const step = scratch.length - (scratch.length % elem);
+    if (step <= 0) throw new RangeError(`scratch of ${scratch.length} bytes cannot hold one ${ref.dtype} element`);
+    const f = this.file(ref.file);
+    if (!f.readInto) {
+      yield* readChunks(f, ref.begin, ref.end, step);
+      return;
+    }
+    for (let at = ref.begin; at < ref.end; at += step) {
+      const view = scratch.subarray(0, Math.min(step, ref.end - at));
+      await f.readInto(at, view);
+      yield view;
+    }
+  }
+
   /** The whole tensor in one array: for small tensors (norms, biases, tiny models). */
   async read(ref: TensorRef): Promise<Uint8Array> {
     return this.file(ref.file).read(ref.begin, ref.end - ref.begin);

@@ -27,6 +27,25 @@ function splitmix64(state: bigint): [bigint, bigint] {
   return [z ^ (z >> 31n), next];
 }
 
+/** xoshiro128** state words [s0, s1, s2, s3] of the stream (seed, stream), before any draw. */
+export function seedState(seed: number, stream = ''): XoshiroState {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative safe integer, got ${seed}`);
+  let state = BigInt(seed) ^ fnv1a64(stream);
+  const words: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const [out, next] = splitmix64(state);
+    state = next;
+    words.push(Number(out & 0xffffffffn), Number(out >> 32n));
+  }
+  // splitmix64 outputs are a bijection of distinct states: never four zero words in practice,
+  // but guard anyway (the all-zero state is xoshiro's only fixed point).
+  if (!words.some((w) => w !== 0)) words[0] = 1;
+  return words as XoshiroState;
+}
+
+/** The four 32-bit words of a xoshiro128** state (as signed or unsigned numbers). */
+export type XoshiroState = [number, number, number, number];
+
 export class Rng {
   private s0: number;
   private s1: number;
@@ -37,18 +56,7 @@ export class Rng {
 
   /** `seed`: a non-negative safe integer; `stream`: any string (e.g. the tensor name). */
   constructor(seed: number, stream = '') {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative safe integer, got ${seed}`);
-    let state = BigInt(seed) ^ fnv1a64(stream);
-    const words: number[] = [];
-    for (let i = 0; i < 2; i++) {
-      const [out, next] = splitmix64(state);
-      state = next;
-      words.push(Number(out & 0xffffffffn), Number(out >> 32n));
-    }
-    // splitmix64 outputs are a bijection of distinct states: never four zero words in practice,
-    // but guard anyway (the all-zero state is xoshiro's only fixed point).
-    if (!words.some((w) => w !== 0)) words[0] = 1;
-    [this.s0, this.s1, this.s2, this.s3] = words as [number, number, number, number];
+    [this.s0, this.s1, this.s2, this.s3] = seedState(seed, stream);
   }
 
   /** Next 32 random bits as an unsigned integer. */

@@ -8,6 +8,11 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes from `offset`; a short read is a `short-read` ModelLoadError. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: the `out.length` bytes from `offset` into `out`, without allocating (sources that
+   * produce bytes rather than receive them, e.g. the synthetic one). Same errors as `read`.
+   */
+  readInto?(offset: number, out: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 

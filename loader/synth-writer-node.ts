@@ -9,14 +9,11 @@
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { buildSafetensorsHeader } from './safetensors.ts';
 import {
-  DEFAULT_SYNTH_CHUNK_BYTES, REAL_VOCAB, generationConfigJson, hubConfigJson, planShards, synthConfig, synthShape,
-  synthTensorChunks, synthTensors, type SynthOverrides, type SynthPreset,
+  DEFAULT_MAX_SHARD_BYTES, DEFAULT_SYNTH_CHUNK_BYTES, REAL_VOCAB, synthLayout, synthTensorChunks, type SynthOverrides, type SynthPreset,
 } from './synth.ts';
 
-/** Like transformers' save_pretrained default ("5GB"). */
-export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+export { DEFAULT_MAX_SHARD_BYTES };
 
 export interface WriteSyntheticOptions {
   preset: SynthPreset;
@@ -57,11 +54,8 @@ export function tokenizerFiles(): { name: string; path: string }[] {
 
 export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Promise<WriteSyntheticResult> {
   const t0 = performance.now();
-  const shape = synthShape(opts.preset, opts.overrides);
-  const config = synthConfig(shape);
-  const tensors = synthTensors(config);
-  const shards = planShards(tensors, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
-  const totalBytes = tensors.reduce((a, t) => a + t.bytes, 0);
+  const layout = synthLayout(opts.preset, opts.overrides, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES);
+  const { config, totalBytes } = layout;
   const chunkBytes = opts.chunkBytes ?? DEFAULT_SYNTH_CHUNK_BYTES;
 
   const outDir = path.resolve(opts.outDir);
@@ -81,13 +75,12 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
 
   const files: string[] = [];
   try {
-    const writeJson = async (name: string, obj: unknown) => {
-      await fs.writeFile(path.join(tmp, name), JSON.stringify(obj, null, 2) + '\n');
+    const writeFile = async ({ name, bytes }: { name: string; bytes: Uint8Array }) => {
+      await fs.writeFile(path.join(tmp, name), bytes);
       files.push(name);
     };
-    await writeJson('config.json', hubConfigJson(shape));
-    await writeJson('generation_config.json', generationConfigJson());
-    if (shape.vocab === REAL_VOCAB) {
+    for (const f of layout.configFiles) await writeFile(f);
+    if (layout.shape.vocab === REAL_VOCAB) {
       for (const { name, path: src } of tokenizerFiles()) {
         await fs.copyFile(src, path.join(tmp, name));
         files.push(name);
@@ -95,11 +88,7 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
     }
 
     let done = 0;
-    for (const shard of shards) {
-      const { header } = buildSafetensorsHeader(
-        shard.tensors.map(({ name, dtype, shape: s }) => ({ name, dtype, shape: s })),
-        { format: 'pt' },
-      );
+    for (const shard of layout.shards) {
       const fh = await fs.open(path.join(tmp, shard.file), 'w');
       try {
         let pos = 0;
@@ -110,8 +99,8 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
             off += bytesWritten;
           }
         };
-        await writeAll(header, 0);
-        pos += header.length;
+        await writeAll(shard.header, 0);
+        pos += shard.header.length;
         let inFlight: Promise<void> | null = null;
         for (const t of shard.tensors) {
           if (opts.sparse) {
@@ -131,19 +120,13 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
         }
         if (inFlight) await inFlight;
         if (opts.sparse) await fh.truncate(pos);
-        const expected = header.length + shard.dataBytes;
-        if (pos !== expected) throw new Error(`internal: wrote ${pos} bytes to ${shard.file}, expected ${expected}`);
+        if (pos !== shard.size) throw new Error(`internal: wrote ${pos} bytes to ${shard.file}, expected ${shard.size}`);
       } finally {
         await fh.close();
       }
       files.push(shard.file);
     }
-
-    if (shards.length > 1) {
-      const weightMap: Record<string, string> = {};
-      for (const s of shards) for (const t of s.tensors) weightMap[t.name] = s.file;
-      await writeJson('model.safetensors.index.json', { metadata: { total_size: totalBytes }, weight_map: weightMap });
-    }
+    if (layout.index) await writeFile(layout.index);
 
     if (existing) await fs.rm(outDir, { recursive: true, force: true });
     await fs.rename(tmp, outDir);

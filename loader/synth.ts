@@ -2,18 +2,18 @@
  * Synthetic gpt-oss checkpoints: random weights in exactly the published Hugging Face layout
  * (hub config.json, MXFP4 experts, bf16 everything else, tensor order of the real shards).
  *
- * Environment-agnostic: this module only describes and generates bytes; see
- * synth-writer-node.ts for the file writer. Every tensor is an independent random stream
- * keyed by (seed, tensor name), generated in bounded chunks whose content does not depend on
- * the chunk size.
+ * Environment-agnostic: this module describes the checkpoint; synth-gen.ts generates any byte
+ * range of a tensor, source-synthetic.ts serves the files on demand, synth-writer-node.ts writes
+ * them to disk. Every tensor is an independent random stream keyed by (seed, tensor name), so
+ * its bytes depend neither on the shard layout nor on how they are read.
  *
  * Scaling keeps activations in a realistic range through all layers: with rms-normalised
  * inputs, q/k/v, router, gate_up and lm_head outputs are ~N(0, 1); o_proj and down_proj add
  * ~1/sqrt(2 * layers) each to a residual stream that starts at rms 1, so it ends near rms sqrt(2).
  */
 import { parseConfig, type GptOssConfig } from './config.ts';
-import { Rng } from './rng.ts';
-import { DTYPE_BYTES, numel, type DType } from './safetensors.ts';
+import { SynthTensorGenerator } from './synth-gen.ts';
+import { buildSafetensorsHeader, DTYPE_BYTES, numel, type DType } from './safetensors.ts';
 import { LAYER_PARAM_NAMES, paramSpec, tensorName, type LayerParam, type ParamName } from './weight-map.ts';
 
 export type SynthPreset = 'tiny' | '20b' | '120b';
@@ -164,54 +164,16 @@ export function synthTensors(config: GptOssConfig): SynthTensor[] {
   });
 }
 
-/** RMS of a uniformly random e2m1 code: sqrt(mean of squares of the 16 values) = sqrt(8.5625). */
-export const E2M1_UNIFORM_RMS = Math.sqrt(8.5625);
-/** RMS of a = glu*sigmoid(1.702 glu)*(lin+1) for glu, lin ~ N(0, 1) (approx. 0.92). */
-const SWIGLU_OUT_RMS = 0.92;
-
-/** How one tensor's values are drawn. */
-export type SynthDist =
-  | { kind: 'normal'; mean: number; std: number }
-  | { kind: 'bytes' }
-  | { kind: 'e8m0'; elementStd: number };
-
-/** The distribution of each parameter (see the module comment for the reasoning). */
-export function synthDist(param: ParamName, c: GptOssConfig): SynthDist {
-  const residual = 1 / Math.sqrt(2 * c.numLayers);
-  const normal = (std: number, mean = 0): SynthDist => ({ kind: 'normal', mean, std });
-  switch (param) {
-    case 'embed': return normal(1);
-    case 'attn_norm': case 'mlp_norm': case 'norm': return normal(0.05, 1);
-    case 'q_w': case 'k_w': case 'v_w': case 'router_w': case 'lm_head': return normal(1 / Math.sqrt(c.hiddenSize));
-    case 'o_w': return normal(residual / Math.sqrt(c.numHeads * c.headDim));
-    case 'q_b': case 'k_b': case 'v_b': case 'o_b': case 'router_b': case 'gate_up_bias': case 'down_bias': return normal(0.02);
-    case 'sinks': return normal(1);
-    case 'gate_up_blocks': case 'down_blocks': return { kind: 'bytes' };
-    case 'gate_up_scales': return { kind: 'e8m0', elementStd: 1 / Math.sqrt(c.hiddenSize) };
-    case 'down_scales': return { kind: 'e8m0', elementStd: residual / (Math.sqrt(c.intermediateSize) * SWIGLU_OUT_RMS) };
-  }
-}
-
-/**
- * Scale-byte sampler: a mixture of two adjacent exponents e0, e0 + 1 with P(e0 + 1) = p chosen
- * so that E[4^e] = (elementStd / E2M1_UNIFORM_RMS)^2 exactly: with uniformly random nibbles the
- * decoded elements then have exactly the requested RMS (in expectation).
- */
-export function e8m0Mixture(elementStd: number): { s0: number; p: number } {
-  const x = Math.log2(elementStd / E2M1_UNIFORM_RMS);
-  const e0 = Math.floor(x);
-  const p = (4 ** (x - e0) - 1) / 3;
-  const s0 = 127 + e0;
-  if (s0 < 1 || s0 + 1 > 254) throw new Error(`element std ${elementStd} is outside the E8M0 range`);
-  return { s0, p };
-}
+export { E2M1_UNIFORM_RMS, e8m0Mixture, synthDist, type SynthDist } from './synth-gen.ts';
 
 export const DEFAULT_SYNTH_CHUNK_BYTES = 16 << 20;
+/** Like transformers' save_pretrained default ("5GB"). */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
 /**
  * The bytes of one tensor, as chunks of at most `chunkBytes` (rounded down to a multiple of 16,
  * at least 16). The concatenation depends only on (seed, tensor name, shape): not on chunkBytes.
- * Each yielded chunk is a fresh array.
+ * Each yielded chunk is a fresh array. For any byte range, see SynthTensorGenerator.
  */
 export function* synthTensorChunks(
   tensor: SynthTensor,
@@ -220,30 +182,10 @@ export function* synthTensorChunks(
   chunkBytes = DEFAULT_SYNTH_CHUNK_BYTES,
 ): Generator<Uint8Array> {
   const step = Math.max(16, chunkBytes - (chunkBytes % 16));
-  const rng = new Rng(seed, tensor.name);
-  const dist = synthDist(tensor.param, config);
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
+  const gen = new SynthTensorGenerator(tensor, config, seed);
   for (let at = 0; at < tensor.bytes; at += step) {
-    const n = Math.min(step, tensor.bytes - at);
-    const out = new Uint8Array(n);
-    if (dist.kind === 'bytes') {
-      rng.fillBytes(out);
-    } else if (dist.kind === 'e8m0') {
-      const { s0, p } = e8m0Mixture(dist.elementStd);
-      for (let i = 0; i < n; i++) out[i] = rng.uniform() < p ? s0 + 1 : s0;
-    } else {
-      if (tensor.dtype !== 'BF16') throw new Error(`synthetic writer produces BF16 floats, not ${tensor.dtype}`);
-      const { mean, std } = dist;
-      for (let i = 0; i < n; i += 2) {
-        // numeric.ts f32ToBf16, inlined (round to nearest even; values are finite).
-        f32[0] = mean + std * rng.normal();
-        const b = u32[0]!;
-        const h = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
-        out[i] = h & 255;
-        out[i + 1] = h >>> 8;
-      }
-    }
+    const out = new Uint8Array(Math.min(step, tensor.bytes - at));
+    gen.read(at, out);
     yield out;
   }
 }
@@ -251,11 +193,7 @@ export function* synthTensorChunks(
 /** Convenience: the whole tensor in one array (small tensors and tests only). */
 export function synthTensorBytes(tensor: SynthTensor, config: GptOssConfig, seed: number): Uint8Array {
   const out = new Uint8Array(tensor.bytes);
-  let at = 0;
-  for (const chunk of synthTensorChunks(tensor, config, seed)) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
+  new SynthTensorGenerator(tensor, config, seed).read(0, out);
   return out;
 }
 
@@ -287,4 +225,63 @@ export function planShards(tensors: SynthTensor[], maxShardBytes: number): { fil
     tensors: g,
     dataBytes: g.reduce((a, t) => a + t.bytes, 0),
   }));
+}
+
+/** One safetensors shard of a synthetic checkpoint, as laid out in its file. */
+export interface SynthShard {
+  file: string;
+  header: Uint8Array;
+  tensors: SynthTensor[];
+  /** File offset of each tensor's first byte (same order as `tensors`). */
+  starts: number[];
+  /** File size: header plus data. */
+  size: number;
+}
+
+/** Every file of a synthetic checkpoint except the tokenizer's, byte-exact: shared by the writer and the on-demand source. */
+export interface SynthLayout {
+  shape: SynthShape;
+  config: GptOssConfig;
+  /** config.json and generation_config.json. */
+  configFiles: { name: string; bytes: Uint8Array }[];
+  shards: SynthShard[];
+  /** model.safetensors.index.json, when there is more than one shard. */
+  index?: { name: string; bytes: Uint8Array };
+  /** Bytes of all tensors (the index's metadata.total_size). */
+  totalBytes: number;
+}
+
+export function synthLayout(preset: SynthPreset, overrides: SynthOverrides = {}, maxShardBytes = DEFAULT_MAX_SHARD_BYTES): SynthLayout {
+  const shape = synthShape(preset, overrides);
+  const config = synthConfig(shape);
+  const tensors = synthTensors(config);
+  const json = (obj: unknown) => new TextEncoder().encode(JSON.stringify(obj, null, 2) + '\n');
+  const shards = planShards(tensors, maxShardBytes).map(({ file, tensors: ts }): SynthShard => {
+    const { header } = buildSafetensorsHeader(ts.map(({ name, dtype, shape: s }) => ({ name, dtype, shape: s })), { format: 'pt' });
+    const starts: number[] = [];
+    let at = header.length;
+    for (const t of ts) {
+      starts.push(at);
+      at += t.bytes;
+    }
+    return { file, header, tensors: ts, starts, size: at };
+  });
+  const totalBytes = tensors.reduce((a, t) => a + t.bytes, 0);
+  let index: SynthLayout['index'];
+  if (shards.length > 1) {
+    const weightMap: Record<string, string> = {};
+    for (const s of shards) for (const t of s.tensors) weightMap[t.name] = s.file;
+    index = { name: 'model.safetensors.index.json', bytes: json({ metadata: { total_size: totalBytes }, weight_map: weightMap }) };
+  }
+  return {
+    shape,
+    config,
+    configFiles: [
+      { name: 'config.json', bytes: json(hubConfigJson(shape)) },
+      { name: 'generation_config.json', bytes: json(generationConfigJson()) },
+    ],
+    shards,
+    index,
+    totalBytes,
+  };
 }

@@ -84,6 +84,7 @@ describe('gptoss bench', () => {
     const out = join(tmp, 'bench.json');
     const r = await gptoss('bench', '--synthetic', 'tiny', '--vocab', '2048', '--prompt-len', '8', '--gen', '4', '--repeat', '1', '--json', out);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr, 'the synthetic model is generated, not written').toContain('nothing is written to disk');
     expect(r.stdout).toContain('measured on THIS machine');
     expect(r.stdout).toMatch(/prefill: .* tokens\/s/);
     expect(r.stdout).toMatch(/decode: .* tokens\/s/);
@@ -91,13 +92,21 @@ describe('gptoss bench', () => {
       adapter: { vendor: string; architecture: string; description: string; f16: boolean; fallback: boolean };
       model: { weightBytes: number; synthetic: { preset: string; seed: number } };
       kvFormat: string; context: number;
+      gpuMemory: { planned: { weights: number; total: number }; allocated: { weights: number; peak: number } };
       decodeWeightBytes: DecodeBytes;
       result: BenchResult;
     };
     for (const f of ['vendor', 'architecture', 'description'] as const) expect(typeof j.adapter[f]).toBe('string');
     expect(typeof j.adapter.f16).toBe('boolean');
     expect(typeof j.adapter.fallback).toBe('boolean');
-    expect(j.model.synthetic).toEqual({ preset: 'tiny', shape: expect.objectContaining({ vocab: 2048 }), seed: 0 });
+    expect(j.model.synthetic).toEqual({ preset: 'tiny', shape: expect.objectContaining({ vocab: 2048 }), seed: 0, onDisk: false });
+    // GPU buffers really created vs the memory plan: weights up to 4-byte rounding per buffer,
+    // the peak (weights, session, uniforms, read-back staging) within 1% + 64 kB of the plan.
+    const mem = j.gpuMemory;
+    expect(mem.allocated.weights - mem.planned.weights, 'weight buffers vs plan').toBeGreaterThanOrEqual(0);
+    expect(mem.allocated.weights - mem.planned.weights, 'weight buffers vs plan').toBeLessThan(4 * 64);
+    expect(Math.abs(mem.allocated.peak - mem.planned.total), `peak GPU buffers ${mem.allocated.peak} vs plan ${mem.planned.total}`)
+      .toBeLessThan(0.01 * mem.planned.total + 65536);
     expect(j.kvFormat).toBe('q8');
     expect(j.context).toBeGreaterThanOrEqual(12);
     for (const tps of [j.result.prefill.tokensPerSecond, j.result.decode.tokensPerSecond]) {
@@ -109,6 +118,22 @@ describe('gptoss bench', () => {
     expect(j.result.decode.weightBytesPerToken).toBe(bytesFromTensorTable(c));
     expect(j.decodeWeightBytes.total).toBe(bytesFromTensorTable(c));
     expect(j.result.decode.weightGBps.median).toBeCloseTo((j.result.decode.tokensPerSecond.median * bytesFromTensorTable(c)) / 1e9, 9);
+  });
+
+  it('--write-synthetic DIR writes the checkpoint, keeps it and loads it from there', async () => {
+    const dir = join(tmp, 'written');
+    const out = join(tmp, 'bench-written.json');
+    const r = await gptoss('bench', '--synthetic', 'tiny', '--vocab', '2048', '--layers', '1', '--prompt-len', '4', '--gen', '2', '--repeat', '1',
+      '--write-synthetic', dir, '--json', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`writing synthetic tiny checkpoint (seed 0) to ${dir}`);
+    expect(r.stdout).toContain(`written to ${dir}`);
+    const j = JSON.parse(await readFile(out, 'utf8')) as { model: { synthetic: { onDisk: boolean } } };
+    expect(j.model.synthetic.onDisk).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')).num_hidden_layers, 'the written checkpoint is kept').toBe(1);
+    const misuse = await gptoss('bench', '--model', dir, '--write-synthetic', dir);
+    expect(misuse.code).toBe(2);
+    expect(misuse.stderr).toContain('--write-synthetic only applies with --synthetic');
   });
 
   it('rejects bad flags with a usage error', async () => {
