@@ -15,7 +15,7 @@ import type { GpuModel } from './gpu-model.ts';
 import { validateSampling, type SamplingParams } from './sampling.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
 import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts';
-import { ropeTableData } from '../kernels/rope.ts';
+import { ropeTableData } from './reference/rope.ts';
 import { drawsFromCandidates, SAMPLE_PARAMS_BYTES, writeSampleParams } from '../kernels/sample.ts';
 import { decodePartBytes } from '../kernels/attention-decode.ts';
 

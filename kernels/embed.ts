@@ -9,7 +9,7 @@
  * so dispatching every chunk of a split embedding writes each row exactly once.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
-import { bindBuffers, grid2d, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
 
@@ -71,10 +71,7 @@ export class EmbedKernel {
     const p = { ...params, rowStart: params.rowStart ?? 0, tokenOffset: params.tokenOffset ?? 0 };
     if (p.hidden % 2 !== 0) throw new Error(`f32_bf16w_embed: hidden ${p.hidden} must be even`);
     this.p = p;
-    // Chunk and token-slot constants are baked in, so they are part of the key when not default.
-    const chunk = p.rowStart !== 0 ? `_r${p.rowStart}` : '';
-    const tok = p.tokenOffset !== 0 ? `_t${p.tokenOffset}` : '';
-    this.key = `f32_bf16w_embed_h${p.hidden}_n${p.rows}${chunk}${tok}`;
+    this.key = kernelKey('f32_bf16w_embed', { h: p.hidden, n: p.rows, r: p.rowStart || undefined, t: p.tokenOffset || undefined });
     this.pipeline = cache.get(this.key, () => embedSource(p));
   }
 

@@ -18,7 +18,7 @@
  * Assumes K even (a row starts on a u32 boundary). N and T may be anything.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
-import { bindBuffers, grid2d, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
 /** Decode path: rows per workgroup and threads per row (ROWS * LANES == WG). */
@@ -249,8 +249,10 @@ export class Bf16MatmulKernel {
       throw new Error(`f32_bf16w_matmul: rows ${p.outOffset}..${p.outOffset + p.outDim} do not fit in outStride ${p.outStride}`);
     }
     this.p = p;
-    const layout = p.outStride !== p.outDim || p.outOffset !== 0 ? `_s${p.outStride}_o${p.outOffset}` : '';
-    this.key = `f32_bf16w_matmul_k${p.inDim}_n${p.outDim}${p.bias ? '_bias' : ''}${p.accumulate ? '_acc' : ''}${layout}${p.variant === 'simple' ? '_simple' : ''}`;
+    const strided = p.outStride !== p.outDim || p.outOffset !== 0;
+    this.key = kernelKey('f32_bf16w_matmul', {
+      k: p.inDim, n: p.outDim, bias: p.bias, acc: p.accumulate, s: strided ? p.outStride : undefined, o: strided ? p.outOffset : undefined, simple: p.variant === 'simple',
+    });
     this.pipeline = cache.get(this.key, () => matmulSource(p));
   }
 

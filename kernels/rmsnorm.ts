@@ -6,7 +6,7 @@
  * The weight is read as bf16 directly: no f32 copy of it exists in GPU memory.
  */
 import { BF16_FNS } from './common.ts';
-import { bindBuffers, f32Literal, type PipelineCache } from './pipeline-cache.ts';
+import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
 
@@ -52,7 +52,7 @@ export class RmsNormKernel {
   readonly pipeline: GPUComputePipeline;
 
   constructor(cache: PipelineCache, readonly p: RmsNormParams) {
-    this.key = `f32_bf16w_rmsnorm_h${p.hidden}`;
+    this.key = kernelKey('f32_bf16w_rmsnorm', { h: p.hidden, eps: p.eps });
     this.pipeline = cache.get(this.key, () => rmsnormSource(p));
   }
 

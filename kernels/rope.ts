@@ -5,14 +5,12 @@
  *
  * for batch token t < step.n_tokens at position pos = step.pos0 + t.
  * Bindings: 0 step: uniform Step; 1 x: array<f32> [T, STRIDE], heads at the start of each row (read_write);
- *           2 table: array<f32> [cos [P, D/2] | sin [P, D/2]] (from `ropeTableData`).
+ *           2 table: array<f32> [cos [P, D/2] | sin [P, D/2]] (engine/reference/rope.ts ropeTableData).
  * The sin half starts at arrayLength(table) / 2, so the table binding must be exactly the
  * 2 * P * D/2 floats of one table. One thread per (t, head, i); 64 threads per workgroup.
  * The angles are never formed on the GPU: f32 sin/cos of pos * inv_freq loses precision at
  * long context, so the host builds the tables in f64 (concentration included).
  */
-import type { GptOssConfig } from '../loader/config.ts';
-import { ropeRow, yarnParams } from '../engine/reference/rope.ts';
 import { STEP_STRUCT } from './common.ts';
 import { bindBuffers, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
@@ -24,21 +22,6 @@ export interface RopeParams {
   headDim: number;
   /** Floats between consecutive tokens' rows (default heads * headDim). */
   stride?: number;
-}
-
-/** [cos table | sin table], each [positions, headDim/2], computed in f64 then rounded to f32. */
-export function ropeTableData(config: Pick<GptOssConfig, 'rope' | 'headDim'>, positions: number): Float32Array {
-  const half = config.headDim / 2;
-  const p = yarnParams(config.rope, config.headDim);
-  const out = new Float32Array(2 * positions * half);
-  const cos = new Float64Array(half);
-  const sin = new Float64Array(half);
-  for (let pos = 0; pos < positions; pos++) {
-    ropeRow(p, pos, cos, sin);
-    out.set(cos, pos * half);
-    out.set(sin, (positions + pos) * half);
-  }
-  return out;
 }
 
 export function ropeSource(p: RopeParams): string {
@@ -83,7 +66,7 @@ export class RopeKernel {
     this.pipeline = cache.get(this.key, () => ropeSource(p));
   }
 
-  /** `x` is rotated in place; `table` is exactly one `ropeTableData` upload. */
+  /** `x` is rotated in place; `table` is exactly one ropeTableData upload. */
   bind(device: GPUDevice, step: GPUBuffer | GPUBufferBinding, x: GPUBuffer, table: GPUBuffer): GPUBindGroup {
     return bindBuffers(device, this.pipeline, [step, x, table], this.key);
   }

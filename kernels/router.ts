@@ -67,7 +67,7 @@ export class TopkSoftmaxKernel {
 
   constructor(cache: PipelineCache, readonly p: TopkSoftmaxParams) {
     if (!(p.k >= 1 && p.k <= p.experts)) throw new Error(`topk: k=${p.k} must be in 1..E=${p.experts}`);
-    this.key = `f32_topk${p.k}_softmax_e${p.experts}`;
+    this.key = kernelKey('f32_topk_softmax', { e: p.experts, k: p.k });
     this.pipeline = cache.get(this.key, () => topkSoftmaxSource(p));
   }
 

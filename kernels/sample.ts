@@ -16,10 +16,20 @@
  * threshold is the k-th largest logit, or the logit where the descending cumulative mass reaches
  * top_p; every token equal to a threshold is kept.
  */
-import type { SamplingParams } from '../engine/sampling.ts';
 import { bindBuffers, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
+
+/** How a token is drawn (engine/sampling.ts DrawParams has this shape and defines it). */
+export interface DrawParams {
+  /** 0 = greedy. */
+  temperature: number;
+  /** Keep the k largest logits; 0 = off. */
+  topK: number;
+  /** Nucleus mass in (0, 1]; 1 = off. */
+  topP: number;
+  seed: number;
+}
 
 /** Byte size of the SampleParams uniform. */
 export const SAMPLE_PARAMS_BYTES = 32;
@@ -66,7 +76,7 @@ fn gumbel_score_row(x: f32, i: u32, row: u32) -> f32 {
 fn gumbel_score(x: f32, i: u32) -> f32 { return gumbel_score_row(x, i, 0u); }`;
 
 /** True when a draw is the argmax of per-row scores (greedy, or Gumbel-max over every token). */
-export function drawsFromCandidates(params: SamplingParams): boolean {
+export function drawsFromCandidates(params: DrawParams): boolean {
   return params.temperature === 0 || params.topK === 1 || (params.topK === 0 && params.topP >= 1);
 }
 
@@ -240,7 +250,7 @@ export class SampleKernel {
 
   constructor(cache: PipelineCache, readonly p: SampleKernelParams) {
     if (!Number.isInteger(p.vocab) || p.vocab < 1) throw new RangeError(`f32_sample: vocab must be an integer >= 1, got ${p.vocab}`);
-    this.key = `f32_sample_v${p.vocab}`;
+    this.key = kernelKey('f32_sample', { v: p.vocab });
     this.pipeline = cache.get(this.key, () => sampleSource(p));
   }
 
@@ -271,7 +281,7 @@ export interface SampleDraw {
 }
 
 /** The SampleParams uniform bytes; `params` must have passed validateSampling. */
-export function sampleParamsData(params: SamplingParams, draw: SampleDraw): ArrayBuffer {
+export function sampleParamsData(params: DrawParams, draw: SampleDraw): ArrayBuffer {
   const data = new ArrayBuffer(SAMPLE_PARAMS_BYTES);
   const f = new Float32Array(data);
   const u = new Uint32Array(data);
@@ -285,7 +295,7 @@ export function sampleParamsData(params: SamplingParams, draw: SampleDraw): Arra
   return data;
 }
 
-export function writeSampleParams(device: GPUDevice, buf: GPUBuffer, params: SamplingParams, draw: SampleDraw, byteOffset = 0): void {
+export function writeSampleParams(device: GPUDevice, buf: GPUBuffer, params: DrawParams, draw: SampleDraw, byteOffset = 0): void {
   device.queue.writeBuffer(buf, byteOffset, sampleParamsData(params, draw));
 }
 

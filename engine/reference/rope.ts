@@ -81,3 +81,18 @@ export function applyRope(x: Float32Array, heads: number, headDim: number, cos: 
     }
   }
 }
+
+/** [cos table | sin table], each [positions, headDim/2], computed in f64 then rounded to f32. */
+export function ropeTableData(config: Pick<GptOssConfig, 'rope' | 'headDim'>, positions: number): Float32Array {
+  const half = config.headDim / 2;
+  const p = yarnParams(config.rope, config.headDim);
+  const out = new Float32Array(2 * positions * half);
+  const cos = new Float64Array(half);
+  const sin = new Float64Array(half);
+  for (let pos = 0; pos < positions; pos++) {
+    ropeRow(p, pos, cos, sin);
+    out.set(cos, pos * half);
+    out.set(sin, (positions + pos) * half);
+  }
+  return out;
+}

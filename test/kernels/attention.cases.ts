@@ -4,14 +4,14 @@
  * sequence (prefill, decodes, prefill on top of a cache), each storing its k, v then attending.
  * Runs in Node and in the browser.
  */
-import { ropeRow, yarnParams } from '../../engine/reference/rope.ts';
+import { ropeRow, ropeTableData, yarnParams } from '../../engine/reference/rope.ts';
 import { bufferFrom, createBuffer, readBuffer, readF32 } from '../../engine/gpu/buffers.ts';
 import type { LayerKind, YarnRope } from '../../loader/config.ts';
 import { AttentionKernel } from '../../kernels/attention.ts';
 import { STEP_BYTES, writeStep } from '../../kernels/common.ts';
 import { createKvCache, dequantizeKv, kvCapacity, KvStoreKernel, type KvFormat } from '../../kernels/kv-cache.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
-import { RopeKernel, ropeTableData } from '../../kernels/rope.ts';
+import { RopeKernel } from '../../kernels/rope.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
 
 const REAL_ROPE: YarnRope = { theta: 150000, factor: 32, betaFast: 32, betaSlow: 1, originalMaxPositions: 4096, truncate: false };
