@@ -6,7 +6,7 @@
  * stay clean; Node-only helpers live in `gpt-oss-webgpu/node`.
  */
 export { createEngine, TextSession } from './engine/api/engine.ts';
-export type { Engine, CreateEngineOptions, ChatCompletionsApi, LoadProgress } from './engine/api/engine.ts';
+export type { Engine, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress } from './engine/api/engine.ts';
 export type { FallbackOptions } from './engine/api/remote.ts';
 export { ApiError } from './engine/api/types.ts';
 export type {

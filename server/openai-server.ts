@@ -3,21 +3,40 @@
  * (JSON and SSE), /v1/responses, /v1/models and /health. Requests queue for the GPU in the
  * engine (one generation at a time, none dropped); a client that disconnects mid-stream
  * aborts its generation. Every error is an OpenAI-style JSON body with a 4xx/5xx status.
+ * Local by default: see security.ts for the Host, CORS, Content-Type and key checks.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Engine } from '../engine/api/engine.ts';
+import type { CreateOptions, Engine } from '../engine/api/engine.ts';
+import { checkStream } from '../engine/api/params.ts';
 import { ApiError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../engine/api/types.ts';
+import { disconnectSignal, logWhenDone, MethodNotAllowed, readJson, sendError, sendJson, sendSse } from './http-io.ts';
 import { responsesToChat, responseObject, streamResponseEvents, type ResponsesRequest } from './responses.ts';
+import { answerOptions, apiKeyCheck, applyCors, checkJsonContentType, hostGuard, isLoopback, misdirected, parseCorsOrigins } from './security.ts';
+
+/** The largest max_tokens a request may ask for, and the answer's length when it names none. */
+export const DEFAULT_MAX_TOKENS_CAP = 4096;
+/** Seconds a generation may hold the GPU. */
+export const DEFAULT_REQUEST_TIMEOUT = 600;
 
 export interface ServeOptions {
   port?: number;
-  /** Default 127.0.0.1: never listen on other interfaces unless asked to. */
+  /** Default 127.0.0.1. A public address (0.0.0.0, ::, a LAN address) turns the Host check off. */
   host?: string;
+  /** Every request but /health and CORS preflights then needs `Authorization: Bearer KEY`. */
   apiKey?: string;
+  /** Origins whose pages may call the server ("*": any); default none, so no CORS headers. */
+  cors?: string | readonly string[];
+  /** Default 4096: a larger max_tokens is a 400, a request without one gets min(cap, context left). */
+  maxTokensCap?: number;
+  /** Default 600 s (0: none): then the generation stops and ends with finish_reason "length". */
+  requestTimeout?: number;
   /** Largest request body accepted (bytes). */
   maxBodyBytes?: number;
+  /** One line per request: method, path, status, time; errors and aborted requests included. */
   log?: (line: string) => void;
+  /** Warnings (a public address without an API key); default stderr. */
+  warn?: (line: string) => void;
 }
 
 export interface RunningServer {
@@ -26,16 +45,49 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+interface Config {
+  engine: Engine;
+  options: ServeOptions;
+  host: ((host: string | undefined) => boolean) | null;
+  cors: string[] | undefined;
+  key: ((authorization: string | undefined) => boolean) | undefined;
+  cap: number;
+  run: CreateOptions;
+}
+
+const ROUTES: Record<string, readonly string[]> = {
+  '/health': ['GET', 'HEAD'],
+  '/v1/models': ['GET', 'HEAD'],
+  '/v1/chat/completions': ['POST'],
+  '/v1/responses': ['POST'],
+};
+
 export async function serve(engine: Engine, options: ServeOptions = {}): Promise<RunningServer> {
-  const host = options.host ?? '127.0.0.1';
+  const hostOption = options.host ?? '127.0.0.1';
+  const cap = options.maxTokensCap ?? DEFAULT_MAX_TOKENS_CAP;
+  const timeout = options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT;
+  if (!Number.isSafeInteger(cap) || cap < 1) throw new RangeError(`maxTokensCap must be an integer >= 1, got ${cap}`);
+  if (!Number.isFinite(timeout) || timeout < 0) throw new RangeError(`requestTimeout must be a number of seconds >= 0, got ${timeout}`);
+  if (options.apiKey === '') throw new RangeError('apiKey must not be empty');
+  const cfg: Config = {
+    engine, options, host: null, cap,
+    cors: options.cors === undefined ? undefined : parseCorsOrigins(options.cors),
+    key: options.apiKey === undefined ? undefined : apiKeyCheck(options.apiKey),
+    run: { defaultMaxTokens: cap, ...(timeout > 0 ? { timeLimitMs: timeout * 1000 } : {}) },
+  };
   const server = createServer((req, res) => {
-    handle(engine, options, req, res).catch((e) => sendError(res, e));
+    handle(cfg, req, res).catch((e) => sendError(res, e));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 8080, host, () => resolve());
+    server.listen(options.port ?? 8080, hostOption, () => resolve());
   });
   const addr = server.address() as AddressInfo;
+  cfg.host = hostGuard(addr.address, addr.port, hostOption);
+  if (!isLoopback(addr.address) && options.apiKey === undefined) {
+    (options.warn ?? ((l) => process.stderr.write(`${l}\n`)))(
+      `warning: listening on ${addr.address}, which other machines can reach, with no API key: anyone who can connect can use the model (set --api-key)`);
+  }
   const url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   return {
     server,
@@ -47,133 +99,76 @@ export async function serve(engine: Engine, options: ServeOptions = {}): Promise
   };
 }
 
-async function handle(engine: Engine, o: ServeOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(c: Config, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname.replace(/\/+$/, '') || '/';
-  res.setHeader('access-control-allow-origin', '*');
-  if (req.method === 'OPTIONS') {
-    res.writeHead(204, {
-      'access-control-allow-methods': 'GET, POST, OPTIONS',
-      'access-control-allow-headers': 'authorization, content-type',
-    });
-    res.end();
-    return;
-  }
-  if (path === '/health') {
-    sendJson(res, 200, { status: 'ok', model: engine.modelId, backend: engine.backend, pending: engine.pending });
-    return;
-  }
-  if (o.apiKey !== undefined && req.headers.authorization !== `Bearer ${o.apiKey}`) {
+  if (c.options.log) logWhenDone(req, res, path, c.options.log);
+  if (c.host && !c.host(req.headers.host)) throw misdirected(req.headers.host);
+  const corsAllowed = applyCors(c.cors, req, res);
+  const methods = ROUTES[path];
+  if (req.method === 'OPTIONS' && methods) return answerOptions(req, res, methods, corsAllowed);
+  if (path !== '/health' && c.key && !c.key(req.headers.authorization)) {
     throw new ApiError(401, 'invalid or missing API key (send Authorization: Bearer <key>)', 'authentication_error', null, 'invalid_api_key');
   }
-  const t0 = performance.now();
-  if (path === '/v1/models') {
-    expectMethod(req, 'GET');
+  if (!methods) throw new ApiError(404, `no route ${req.method} ${path}`, 'not_found_error', null, 'unknown_url');
+  if (!methods.includes(req.method ?? '')) throw new MethodNotAllowed(path, req.method, methods.join(', '));
+  const engine = c.engine;
+  if (path === '/health') {
+    sendJson(res, 200, { status: 'ok', model: engine.modelId, backend: engine.backend, pending: engine.pending });
+  } else if (path === '/v1/models') {
     sendJson(res, 200, { object: 'list', data: [{ id: engine.modelId, object: 'model', created: 0, owned_by: 'gpt-oss-webgpu' }] });
-  } else if (path === '/v1/chat/completions') {
-    expectMethod(req, 'POST');
-    await chatCompletions(engine, await readJson(req, o.maxBodyBytes), req, res);
-  } else if (path === '/v1/responses') {
-    expectMethod(req, 'POST');
-    await responses(engine, await readJson(req, o.maxBodyBytes), req, res);
   } else {
-    throw new ApiError(404, `no route ${req.method} ${path}`, 'not_found_error', null, 'unknown_url');
+    checkJsonContentType(req);
+    const body = await readJson(req, c.options.maxBodyBytes);
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(400, 'the request body must be a JSON object');
+    await (path === '/v1/chat/completions' ? chatCompletions : responses)(c, body as Record<string, unknown>, req, res);
   }
-  o.log?.(`${req.method} ${path} ${res.statusCode} ${(performance.now() - t0).toFixed(0)} ms`);
 }
 
-function expectMethod(req: IncomingMessage, method: string): void {
-  if (req.method !== method) throw new ApiError(405, `${req.url} takes ${method}, not ${req.method}`, 'invalid_request_error', null, 'method_not_allowed');
+/** A max_tokens above the server's cap is refused rather than cut down silently. */
+function checkCap(value: unknown, param: string, cap: number): void {
+  if (typeof value === 'number' && value > cap) {
+    throw new ApiError(400, `${param} ${value} exceeds this server's cap of ${cap} tokens (gptoss serve --max-tokens-cap)`, 'invalid_request_error', param, 'invalid_value');
+  }
 }
 
-/** Aborted when the client goes away before the response is complete. */
-function disconnectSignal(req: IncomingMessage, res: ServerResponse): AbortSignal {
-  const ac = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) ac.abort(new DOMException('the client disconnected', 'AbortError'));
-  });
-  req.on('aborted', () => ac.abort(new DOMException('the client disconnected', 'AbortError')));
-  return ac.signal;
-}
-
-async function chatCompletions(engine: Engine, body: unknown, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const params = body as ChatCompletionCreateParams;
-  if (params === null || typeof params !== 'object' || Array.isArray(params)) throw new ApiError(400, 'the request body must be a JSON object');
-  const signal = disconnectSignal(req, res);
+async function chatCompletions(c: Config, body: Record<string, unknown>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const params = body as unknown as ChatCompletionCreateParams;
+  checkStream(params.stream);
+  checkCap(params.max_tokens, 'max_tokens', c.cap);
+  checkCap(params.max_completion_tokens, 'max_completion_tokens', c.cap);
+  const opts = { ...c.run, signal: disconnectSignal(req, res) };
   if (!params.stream) {
-    sendJson(res, 200, await engine.chat.completions.create({ ...params, stream: false }, { signal }));
+    sendJson(res, 200, await c.engine.chat.completions.create({ ...params, stream: false }, opts));
     return;
   }
-  const stream = await engine.chat.completions.create({ ...params, stream: true }, { signal });
-  await sendSse(res, stream, (c: ChatCompletionChunk) => `data: ${JSON.stringify(c)}\n\n`, 'data: [DONE]\n\n');
+  const stream = await c.engine.chat.completions.create({ ...params, stream: true }, opts);
+  await sendSse(res, stream, (x: ChatCompletionChunk) => `data: ${JSON.stringify(x)}\n\n`, 'data: [DONE]\n\n');
 }
 
-async function responses(engine: Engine, body: unknown, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const r = body as ResponsesRequest;
+/** Chat-completions parameter names in errors, as a Responses request spells them. */
+const RESPONSES_PARAM: Record<string, string> = { max_tokens: 'max_output_tokens', reasoning_effort: 'reasoning.effort' };
+
+function asResponsesError(e: unknown): unknown {
+  const name = e instanceof ApiError && e.param ? RESPONSES_PARAM[e.param] : undefined;
+  if (!name) return e;
+  const err = e as ApiError;
+  return new ApiError(err.status, err.message.replaceAll(err.param!, name), err.type, name, err.code);
+}
+
+async function responses(c: Config, body: Record<string, unknown>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const r = body as unknown as ResponsesRequest;
   const chat = responsesToChat(r);
-  const signal = disconnectSignal(req, res);
-  if (!r.stream) {
-    sendJson(res, 200, responseObject(await engine.chat.completions.create({ ...chat, stream: false }, { signal })));
-    return;
-  }
-  const stream = await engine.chat.completions.create({ ...chat, stream: true }, { signal });
-  await sendSse(res, streamResponseEvents(stream), (e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
-}
-
-async function sendSse<T>(res: ServerResponse, stream: AsyncIterable<T>, format: (item: T) => string, last?: string): Promise<void> {
-  const it = stream[Symbol.asyncIterator]();
-  // The first item comes before the headers, so a failure to start is still a plain JSON error.
-  let first = await it.next();
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  checkCap(r.max_output_tokens, 'max_output_tokens', c.cap);
+  const opts = { ...c.run, signal: disconnectSignal(req, res) };
   try {
-    while (!first.done) {
-      if (res.destroyed) break;
-      res.write(format(first.value));
-      first = await it.next();
+    if (!r.stream) {
+      sendJson(res, 200, responseObject(await c.engine.chat.completions.create({ ...chat, stream: false }, opts)));
+      return;
     }
-    if (!res.destroyed && last) res.write(last);
+    const stream = await c.engine.chat.completions.create({ ...chat, stream: true }, opts);
+    await sendSse(res, streamResponseEvents(stream), (e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
   } catch (e) {
-    if (!res.destroyed) {
-      const err = e instanceof ApiError ? e : new ApiError(500, (e as Error).message, 'server_error');
-      res.write(`data: ${JSON.stringify(err.toJSON())}\n\n`);
-    }
-  } finally {
-    await it.return?.();
-    res.end();
+    throw asResponsesError(e);
   }
-}
-
-async function readJson(req: IncomingMessage, maxBytes = 16 << 20): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > maxBytes) throw new ApiError(413, `the request body exceeds ${maxBytes} bytes`);
-    chunks.push(c as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ApiError(400, `the request body is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, e: unknown): void {
-  const err = e instanceof ApiError
-    ? e
-    : (e as Error)?.name === 'AbortError'
-      ? new ApiError(499, 'the request was aborted', 'invalid_request_error')
-      : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, 'server_error');
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  sendJson(res, err.status, err.toJSON());
 }

@@ -2,6 +2,7 @@
  * The Responses API (/v1/responses) as a mapping onto chat completions: text (or messages) in,
  * reasoning and text out, with its streaming event sequence.
  */
+import { checkStream } from '../engine/api/params.ts';
 import { ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams, type ChatMessageParam } from '../engine/api/types.ts';
 
 type InputPart = { type: 'input_text' | 'output_text' | 'text'; text: string };
@@ -16,10 +17,35 @@ export interface ResponsesRequest {
   temperature?: number | null;
   top_p?: number | null;
   stream?: boolean | null;
+  tools?: unknown[] | null;
+  text?: { format?: { type?: string } | null } | null;
+  previous_response_id?: string | null;
+  top_logprobs?: number | null;
+}
+
+const unsupported = (param: string, message: string) => new ApiError(400, message, 'invalid_request_error', param, 'unsupported_parameter');
+
+/** Parameters of the Responses API this server does not implement: a 400 rather than silence. */
+function checkUnsupported(r: ResponsesRequest): void {
+  checkStream(r.stream);
+  if (Array.isArray(r.tools) && r.tools.length > 0) throw unsupported('tools', 'tools are not supported on /v1/responses by this server; use /v1/chat/completions for function calling');
+  const format = r.text?.format;
+  if (format !== undefined && format !== null && format.type !== 'text') {
+    throw unsupported('text.format', `text.format ${JSON.stringify(format.type)} is not supported by this server; only {"type": "text"}`);
+  }
+  if (r.previous_response_id !== undefined && r.previous_response_id !== null) {
+    throw unsupported('previous_response_id', 'previous_response_id is not supported: this server stores no responses; send the conversation as input');
+  }
+  if (r.top_logprobs !== undefined && r.top_logprobs !== null) throw unsupported('top_logprobs', 'top_logprobs is not supported by this server');
+  const m = r.max_output_tokens;
+  if (m !== undefined && m !== null && (typeof m !== 'number' || !Number.isSafeInteger(m) || m < 1)) {
+    throw new ApiError(400, `max_output_tokens must be an integer >= 1, got ${JSON.stringify(m)}`, 'invalid_request_error', 'max_output_tokens', 'invalid_value');
+  }
 }
 
 export function responsesToChat(r: ResponsesRequest): ChatCompletionCreateParams {
   if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new ApiError(400, 'the request body must be a JSON object');
+  checkUnsupported(r);
   const messages: ChatMessageParam[] = [];
   if (typeof r.instructions === 'string' && r.instructions) messages.push({ role: 'developer', content: r.instructions });
   if (typeof r.input === 'string') {
@@ -62,6 +88,8 @@ function envelope(id: string, created: number, model: string, status: string, ou
   return {
     id, object: 'response', created_at: created, status, model, output,
     output_text: output.length ? ((output.at(-1) as { content: { text: string }[] }).content[0]?.text ?? '') : '',
+    // OpenAI's reasons are max_output_tokens and content_filter: an answer cut short by this
+    // server's token cap or time limit (chat finish_reason "length") is max_output_tokens.
     incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
     usage: usage ? { input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens, total_tokens: usage.total_tokens } : null,
   };

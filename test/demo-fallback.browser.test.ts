@@ -1,7 +1,7 @@
 /**
  * The browser demo (demo/) when the model cannot run in the browser, in headless Chromium:
  * - a Chromium with WebGPU switched off: the page says so as it opens, offers the fallback
- *   endpoint, and once one is set (a real `serve()` of a scripted model, over HTTP with CORS)
+ *   endpoint, and once one is set (a real `serve()` of a scripted model, over HTTP with CORS for the page's origin)
  *   answers through it without downloading anything of the model;
  * - a Chromium with WebGPU, a 13 GB gpt-oss-20b-shaped checkpoint (headers written, weights left
  *   as sparse-file holes) and a GPU memory limit of 8 GB: the page first says the browser's
@@ -41,7 +41,8 @@ describe('browser demo without a usable GPU (headless Chromium)', () => {
       bigBytes = (await writeSyntheticCheckpoint({ preset: '20b', seed: 0, outDir: dirOf('big20b'), sparse: true })).totalBytes;
     });
     apiEngine = await createEngine({ model: demo.modelDir('answer'), contextLimit: 256, modelId: API_MODEL });
-    api = await serve(apiEngine, { port: 0, apiKey: KEY });
+    // The page calls the API from another origin (another port): the server must list it.
+    api = await serve(apiEngine, { port: 0, apiKey: KEY, cors: new URL(demo.server.baseUrl).origin });
     [noGpu, withGpu] = await Promise.all([launchChromium([], { webgpu: false }), launchChromium()]);
   }, T);
 

@@ -10,6 +10,7 @@ import { ContextLimitError, type GpuSession } from '../gpu-session.ts';
 import { generate } from '../generate.ts';
 import type { SamplingParams } from '../sampling.ts';
 import type { GpuQueue } from './gpu-queue.ts';
+import { checkUnsupportedParams, paramOfMessage } from './params.ts';
 import {
   ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams, type ChatToolCall, type FinishReason,
 } from './types.ts';
@@ -33,9 +34,22 @@ interface Prepared {
   includeUsage: boolean;
 }
 
+/** How one call runs, beyond the OpenAI parameters (the HTTP server sets these). */
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** The answer's length when the request names no max_tokens: min(this, the context left). */
+  defaultMaxTokens?: number;
+  /**
+   * How long (ms) the generation may hold the GPU, counted from when it gets it: then it stops
+   * through the abort path and the answer ends with finish_reason "length".
+   */
+  timeLimitMs?: number;
+}
+
 /** Validates a request and renders its prompt; every problem is a 400 naming the parameter. */
-export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParams): Prepared {
+export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParams, defaultMaxTokens?: number): Prepared {
   if (p === null || typeof p !== 'object') throw new ApiError(400, 'the request body must be a JSON object');
+  checkUnsupportedParams(p as unknown as Record<string, unknown>);
   if (!Array.isArray(p.messages) || p.messages.length === 0) throw new ApiError(400, 'messages must be a non-empty array', 'invalid_request_error', 'messages');
   if (p.model !== undefined && p.model !== null && p.model !== b.modelId) {
     throw new ApiError(404, `the model ${JSON.stringify(p.model)} does not exist; this engine serves ${JSON.stringify(b.modelId)}`, 'not_found_error', 'model', 'model_not_found');
@@ -65,17 +79,20 @@ export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParam
     prompt = b.tokenizer.encode(renderPrompt(conversationFromChatRequest(p as never)));
   } catch (e) {
     if (e instanceof ApiError) throw e;
-    throw new ApiError(400, (e as Error).message, 'invalid_request_error', 'messages');
+    throw new ApiError(400, (e as Error).message, 'invalid_request_error', paramOfMessage((e as Error).message));
   }
   const room = b.contextLimit - prompt.length;
   if (room < 1) {
     throw new ApiError(400, `the prompt is ${prompt.length} tokens; this model's context limit is ${b.contextLimit}`, 'invalid_request_error', 'messages', 'context_length_exceeded');
   }
-  const requested = p.max_completion_tokens ?? p.max_tokens;
-  const maxTokens = requested === undefined || requested === null ? room : num(requested, 'max_tokens', 1, Number.MAX_SAFE_INTEGER, room);
-  if (!Number.isInteger(maxTokens)) throw new ApiError(400, `max_tokens must be an integer`, 'invalid_request_error', 'max_tokens');
+  const field = p.max_completion_tokens !== undefined && p.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
+  const requested = p[field];
+  const maxTokens = requested === undefined || requested === null
+    ? Math.min(room, defaultMaxTokens ?? room)
+    : num(requested, field, 1, Number.MAX_SAFE_INTEGER, room);
+  if (!Number.isInteger(maxTokens)) throw new ApiError(400, `${field} must be an integer`, 'invalid_request_error', field);
   if (maxTokens > room) {
-    throw new ApiError(400, `max_tokens ${maxTokens} plus the ${prompt.length}-token prompt exceeds this model's context limit of ${b.contextLimit}`, 'invalid_request_error', 'max_tokens', 'context_length_exceeded');
+    throw new ApiError(400, `${field} ${maxTokens} plus the ${prompt.length}-token prompt exceeds this model's context limit of ${b.contextLimit}`, 'invalid_request_error', field, 'context_length_exceeded');
   }
   return { prompt, maxTokens, sampling: { temperature, topP, topK, seed }, stops, includeUsage: p.stream_options?.include_usage === true };
 }
@@ -177,13 +194,16 @@ interface RunResult {
 }
 
 /** Generates under the GPU lock, calling `emit` with each delta as tokens arrive. */
-async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void, signal?: AbortSignal): Promise<RunResult> {
+async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void, signal?: AbortSignal, timeLimitMs?: number): Promise<RunResult> {
   return b.queue.run(async () => {
     const mapper = new ChannelMapper(prep.stops);
     const parser = new HarmonyParser();
     const dec = b.tokenizer.streamDecoder();
     const stopController = new AbortController();
-    const stopSignal = signal ? AbortSignal.any([signal, stopController.signal]) : stopController.signal;
+    // The time limit starts now, with the GPU ours; it stops generation like a stop string does.
+    const timeUp = new AbortController();
+    const timer = timeLimitMs ? setTimeout(() => timeUp.abort(new DOMException('the time limit passed', 'TimeoutError')), timeLimitMs) : undefined;
+    const stopSignal = AbortSignal.any([...(signal ? [signal] : []), stopController.signal, timeUp.signal]);
     const handle = (events: HarmonyEvent[]) => {
       for (const e of events) for (const d of mapper.map(e)) emit(d);
       if (mapper.stopped) stopController.abort();
@@ -201,20 +221,24 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     } catch (e) {
       if (e instanceof ContextLimitError) throw new ApiError(400, e.message, 'invalid_request_error', 'messages', 'context_length_exceeded');
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
     if (signal?.aborted) throw signal.reason ?? new DOMException('The request was aborted', 'AbortError');
     handle(parser.finish());
     for (const d of mapper.flush()) emit(d);
+    // Cut short by the time limit: "length", as OpenAI reports an answer cut short by its budget.
+    const timedOut = res.finishReason === 'abort' && timeUp.signal.aborted;
     const finishReason: FinishReason = mapper.called || (mapper.toolCalls.length > 0 && !mapper.stopped)
       ? 'tool_calls'
-      : res.finishReason === 'length' && !mapper.stopped ? 'length' : 'stop';
+      : (res.finishReason === 'length' || timedOut) && !mapper.stopped ? 'length' : 'stop';
     return { finishReason, completionTokens: res.tokens.length, mapper };
   }, signal);
 }
 
-export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, signal?: AbortSignal): Promise<ChatCompletion> {
-  const prep = prepareRequest(b, p);
-  const r = await run(b, prep, () => {}, signal ?? p.signal);
+export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<ChatCompletion> {
+  const prep = prepareRequest(b, p, o.defaultMaxTokens);
+  const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs);
   const m = r.mapper;
   return {
     id: `chatcmpl-${randomId(24)}`,
@@ -238,8 +262,9 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
 }
 
 /** The streamed form: chunks are produced as tokens are read back from the GPU. */
-export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, signal?: AbortSignal): AsyncIterable<ChatCompletionChunk> {
-  const prep = prepareRequest(b, p); // validation errors surface before streaming starts
+export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): AsyncIterable<ChatCompletionChunk> {
+  const prep = prepareRequest(b, p, o.defaultMaxTokens); // validation errors surface before streaming starts
+  const signal = o.signal;
   const id = `chatcmpl-${randomId(24)}`;
   const created = Math.floor(Date.now() / 1000);
   const chunk = (delta: Delta, finish: FinishReason | null = null): ChatCompletionChunk => ({
@@ -260,7 +285,7 @@ export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreatePar
         wake?.();
       };
       push(chunk({ role: 'assistant', content: '' }));
-      run(b, prep, (d) => push(chunk(d)), sig).then(
+      run(b, prep, (d) => push(chunk(d)), sig, o.timeLimitMs).then(
         (r) => {
           push(chunk({}, r.finishReason));
           if (prep.includeUsage) {

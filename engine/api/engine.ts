@@ -12,7 +12,7 @@ import { GpuModel, type ModelOptions } from '../gpu-model.ts';
 import { GpuSession } from '../gpu-session.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate.ts';
 import { ModelTooLargeError, type KvFormat } from '../memory-plan.ts';
-import { createCompletion, streamCompletion, type LocalChatBackend } from './chat.ts';
+import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
@@ -41,10 +41,16 @@ export interface CreateEngineOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * `signal` aborts the call. `defaultMaxTokens` and `timeLimitMs` bound a generation (the HTTP
+ * server's --max-tokens-cap and --request-timeout); the fallback backend leaves them to its server.
+ */
+export type CreateOptions = RunOptions;
+
 export interface ChatCompletionsApi {
-  create(params: ChatCompletionCreateParams & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<ChatCompletionChunk>>;
-  create(params: ChatCompletionCreateParams & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
-  create(params: ChatCompletionCreateParams, options?: { signal?: AbortSignal }): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParams & { stream: true }, options?: CreateOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParams & { stream?: false | null }, options?: CreateOptions): Promise<ChatCompletion>;
+  create(params: ChatCompletionCreateParams, options?: CreateOptions): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
 }
 
 export interface Engine {
@@ -159,8 +165,8 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       get pending() {
         return queue.depth;
       },
-      chat: { completions: { create: ((params: ChatCompletionCreateParams, opts?: { signal?: AbortSignal }) =>
-        params.stream ? Promise.resolve(streamCompletion(backend, params, opts?.signal)) : createCompletion(backend, params, opts?.signal)) as ChatCompletionsApi['create'] } },
+      chat: { completions: { create: ((params: ChatCompletionCreateParams, opts?: CreateOptions) =>
+        params.stream ? Promise.resolve(streamCompletion(backend, params, opts)) : createCompletion(backend, params, opts)) as ChatCompletionsApi['create'] } },
       createSession() {
         const s = new TextSession(new GpuSession(loaded), queue);
         sessions.add(s);
@@ -190,7 +196,7 @@ function createRemoteEngine(f: FallbackOptions, reason: string): Engine {
     modelId: f.model,
     fallbackReason: reason,
     pending: 0,
-    chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: { signal?: AbortSignal }) =>
+    chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: CreateOptions) =>
       params.stream ? remoteStream(f, params, opts?.signal) : remoteCompletion(f, params, opts?.signal)) as ChatCompletionsApi['create'] } },
     createSession() {
       throw new Error(`the fallback backend has no token-level sessions (${reason})`);
