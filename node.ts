@@ -8,6 +8,5 @@ export { directorySource } from './loader/source-node.ts';
 export { writeSyntheticCheckpoint, tokenizerFiles, DEFAULT_MAX_SHARD_BYTES } from './loader/synth-writer-node.ts';
 export type { WriteSyntheticOptions, WriteSyntheticResult } from './loader/synth-writer-node.ts';
 export { nodeSyntheticSource } from './loader/source-synthetic-node.ts';
-export type { SynthPreset, SynthOverrides } from './loader/synth.ts';
 export { serve, DEFAULT_MAX_TOKENS_CAP, DEFAULT_REQUEST_TIMEOUT } from './server/openai-server.ts';
 export type { ServeOptions, RunningServer } from './server/openai-server.ts';
