@@ -5,13 +5,13 @@ import { describeConfig, type GptOssConfig } from '../loader/config.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { synthConfig, synthShape, isSynthPreset } from '../loader/synth.ts';
 import { describePlan, planMemory, type KvFormat } from '../engine/memory-plan.ts';
-import { intFlag, parseBytes, parseIdList, UsageError } from './args.ts';
+import { intFlag, parseBytes, parseIdList, UsageError, weightsFlag } from './args.ts';
 
 export const command = {
   summary: 'print the GPU memory plan (weights, KV cache, scratch) at several context lengths',
   usage: [
     'Usage: gptoss plan (--model DIR|URL | --preset 20b|120b|tiny) [--context 4096,32768,131072]',
-    '                   [--kv q8|f32] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
+    '                   [--kv q8|f32] [--weights bf16|q8] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
     '',
     '  --binding-limit  the adapter\'s maxStorageBufferBindingSize (tensors above it are split or refused)',
     '  --memory         GPU memory available; the plan fails with the sizes when the model does not fit',
@@ -22,7 +22,7 @@ export const command = {
       options: {
         model: { type: 'string' }, preset: { type: 'string' },
         context: { type: 'string', default: '4096,32768,131072' },
-        kv: { type: 'string', default: 'q8' }, batch: { type: 'string', default: '128' },
+        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, batch: { type: 'string', default: '128' },
         'binding-limit': { type: 'string', default: '1GiB' }, memory: { type: 'string' },
       },
     });
@@ -48,7 +48,7 @@ export const command = {
       const plan = planMemory(
         config,
         { maxBufferSize: binding, maxStorageBufferBindingSize: binding, memoryLimit },
-        { contextLimit, maxBatch: intFlag(values.batch, 'batch', 1)!, kvFormat: values.kv as KvFormat, logitRows: 1 },
+        { contextLimit, maxBatch: intFlag(values.batch, 'batch', 1)!, kvFormat: values.kv as KvFormat, logitRows: 1, weights: weightsFlag(values.weights) },
       );
       console.log(describePlan(plan));
     }

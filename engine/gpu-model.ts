@@ -21,7 +21,7 @@ import { SampleCandidatesKernel, SampleKernel } from '../kernels/sample.ts';
 import { MatvecKernel, matvecStageBytes } from '../kernels/matvec.ts';
 import { DecodeAttentionKernel } from '../kernels/attention-decode.ts';
 import { RouterDecodeKernel } from '../kernels/router.ts';
-import type { GpuParam } from './memory-plan.ts';
+import type { GpuParam, WeightFormat } from './memory-plan.ts';
 
 export interface ModelOptions {
   /** Longest sequence of the sessions this model will serve (default min(4096, max positions)). */
@@ -37,6 +37,11 @@ export interface ModelOptions {
    * allLogits: maxBatch rows of logits instead of one). Default false.
    */
   allLogits?: boolean;
+  /**
+   * 'q8' stores lm_head as 8-bit weights (blocks of 32 with an f32 scale, quantised at load:
+   * engine/quant-q8.ts), reading 44% fewer bytes per token; default 'bf16' (exact).
+   */
+  weights?: WeightFormat;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -92,6 +97,9 @@ export class GpuModel {
   static async load(ck: Checkpoint, gpu: GpuContext, options: ModelOptions = {}): Promise<GpuModel> {
     const c = ck.config;
     const kvFormat = options.kvFormat ?? 'q8';
+    if (options.weights !== undefined && options.weights !== 'bf16' && options.weights !== 'q8') {
+      throw new RangeError(`weights must be 'bf16' or 'q8', got ${JSON.stringify(options.weights)}`);
+    }
     if (kvFormat !== 'q8' && kvFormat !== 'f32') throw new RangeError(`kvFormat must be 'q8' or 'f32', got ${JSON.stringify(kvFormat)}`);
     const plan = planMemory(
       c,
@@ -101,6 +109,7 @@ export class GpuModel {
         maxBatch: options.maxBatch ?? 128,
         kvFormat,
         logitRows: options.allLogits ? options.maxBatch ?? 128 : 1,
+        weights: options.weights ?? 'bf16',
       },
     );
     const pipelines = PipelineCache.for(gpu.device);
@@ -132,6 +141,10 @@ export class GpuModel {
     return this.plan.options.maxBatch;
   }
 
+  get weightFormat(): WeightFormat {
+    return this.plan.options.weights ?? 'bf16';
+  }
+
   get kvFormat(): KvFormat {
     return this.plan.options.kvFormat;
   }
@@ -161,7 +174,9 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   const mv = { variant, accumulate: false, bias: false } as const;
   const lmChunks = chunks('lm_head').map((ch) => ch.rows);
   const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
-  const lmHead = new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: stage(H) });
+  const lmHead = new MatvecKernel(cache, {
+    ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: stage(H), weights: plan.options.weights === 'q8' ? 'q8' : 'bf16',
+  });
   return {
     rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps }),
     qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant }),

@@ -70,6 +70,8 @@ export class GpuSession {
   /** lm_head over the last prefill position (xLast) and over the decode token (x row 0). */
   private readonly lmHeadLast: BoundOp;
   private readonly lmHeadDecode: BoundOp;
+  /** allLogits sessions of an 8-bit lm_head: one row of logits at a time, into rowLogits. */
+  private readonly lmHeadRow: { op: BoundOp; out: GPUBuffer } | null;
   private readonly sampleFull: BoundOp;
   private readonly sampleCand: BoundOp;
   private readonly logitRows: number;
@@ -121,13 +123,20 @@ export class GpuSession {
     this.embed = kn.embed.map((k, i) => op(k.key, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.step }), (p, bg, n) => k.encode(p, bg, n)));
     this.finalNorm = op(kn.rmsnorm.key, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), (p, bg, n) => kn.rmsnorm.encode(p, bg, n));
     const lm = model.weight('lm_head');
-    this.lmHeadAll = options.allLogits
+    this.lmHeadAll = options.allLogits && model.weightFormat === 'bf16'
       ? kn.lmHead.map((k, i) => op(k.key, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.step }), (p, bg, n) => k.encode(p, bg, n)))
       : [];
     const lmd = kn.decode.lmHead;
     const lmBind = (x: GPUBuffer) => lmd.bind(dev, { x, out: B.logits, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
     this.lmHeadLast = op(lmd.key, lmBind(B.xLast), (p, bg) => lmd.encode(p, bg));
     this.lmHeadDecode = op(lmd.key, lmBind(B.x), (p, bg) => lmd.encode(p, bg));
+    if (options.allLogits && this.lmHeadAll.length === 0) {
+      const out = f32(c.vocabSize, 'row_logits');
+      const bg = lmd.bind(dev, { x: B.xLast, out, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
+      this.lmHeadRow = { op: op(lmd.key, bg, (p, g) => lmd.encode(p, g)), out };
+    } else {
+      this.lmHeadRow = null;
+    }
     this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1));
     const sc = kn.decode.sampleCandidates;
     this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg));
@@ -168,11 +177,12 @@ export class GpuSession {
       const enc = dev.createCommandEncoder({ label: `prefill ${this.pos}+${n}` });
       const pass = enc.beginComputePass();
       for (const o of this.prefillOps()) o.run(pass, n, this.pos);
-      if (want === 'all') {
+      if (want === 'all' && this.lmHeadAll.length > 0) {
         this.finalNorm.run(pass, n, this.pos);
         for (const k of this.lmHeadAll) k.run(pass, n, this.pos);
       }
       pass.end();
+      if (want === 'all' && this.lmHeadAll.length === 0) this.encodeRowLogits(enc, n);
       enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
       dev.queue.submit([enc.finish()]);
       this.pos += n;
@@ -347,6 +357,24 @@ export class GpuSession {
     if (this.disposed) return;
     this.disposed = true;
     for (const b of this.buffers) b.destroy();
+  }
+
+  /**
+   * Every row's logits through the one-row lm_head (8-bit lm_head, which the batched matmul
+   * does not read), each copied to its place.
+   */
+  private encodeRowLogits(enc: GPUCommandEncoder, n: number): void {
+    const c = this.model.config;
+    const dev = this.model.gpu.device;
+    const row = this.lmHeadRow!;
+    writeSampleParams(dev, this.b.sampleParams, { temperature: 0, topK: 0, topP: 1, seed: 0 }, { step: this.pos });
+    for (let r = 0; r < n; r++) {
+      enc.copyBufferToBuffer(this.b.x, r * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
+      const pass = enc.beginComputePass();
+      row.op.run(pass, 1, this.pos);
+      pass.end();
+      enc.copyBufferToBuffer(row.out, 0, this.b.logits, r * c.vocabSize * 4, c.vocabSize * 4);
+    }
   }
 
   /** Copies the drawn id (tokens[0]) to a free read-back buffer, submits, and reads it. */

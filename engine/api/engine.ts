@@ -11,7 +11,7 @@ import { createGpuContext, GpuUnavailableError, type AdapterSummary, type GpuCon
 import { GpuModel, type ModelOptions } from '../gpu-model.ts';
 import { GpuSession } from '../gpu-session.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate.ts';
-import { ModelTooLargeError, type KvFormat } from '../memory-plan.ts';
+import { ModelTooLargeError, type KvFormat, type WeightFormat } from '../memory-plan.ts';
 import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
@@ -29,6 +29,8 @@ export interface CreateEngineOptions {
   /** Longest prompt + answer (default min(4096, the model's maximum)). */
   contextLimit?: number;
   kvFormat?: KvFormat;
+  /** 'q8': 8-bit lm_head quantised at load (faster decode, stated error); default 'bf16' (exact). */
+  weights?: WeightFormat;
   maxBatch?: number;
   /** GPU memory to plan against, when known. */
   memoryLimit?: number;
@@ -141,7 +143,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
   try {
     const tokenizer = await GptOssTokenizer.load(ck.source);
     const modelOptions: ModelOptions = {
-      contextLimit: o.contextLimit, kvFormat: o.kvFormat, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal: o.signal,
+      contextLimit: o.contextLimit, kvFormat: o.kvFormat, weights: o.weights, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal: o.signal,
       onProgress: o.onProgress ? (bytesDone, bytesTotal) => o.onProgress!({ bytesDone, bytesTotal }) : undefined,
     };
     model = await GpuModel.load(ck, gpu, modelOptions);
