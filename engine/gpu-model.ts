@@ -71,6 +71,7 @@ export class GpuModel {
     const c = ck.config;
     const kvFormat = options.kvFormat ?? 'q8';
     if (kvFormat !== 'q8' && kvFormat !== 'f32') throw new RangeError(`kvFormat must be 'q8' or 'f32', got ${JSON.stringify(kvFormat)}`);
+    if (kvFormat === 'q8' && c.headDim % 4 !== 0) throw new RangeError(`the q8 KV cache needs head_dim to be a multiple of 4, got ${c.headDim}: use kvFormat 'f32'`);
     const plan = planMemory(
       c,
       { maxBufferSize: gpu.device.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize, memoryLimit: options.memoryLimit },
@@ -83,6 +84,8 @@ export class GpuModel {
     );
     const pipelines = PipelineCache.for(gpu.device);
     const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled');
+    // A kernel the device refuses (WGSL or pipeline validation) fails the load, naming the kernel.
+    await pipelines.verify();
     const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal });
     return new GpuModel(gpu, c, plan, weights, pipelines, kernels);
   }
