@@ -3,7 +3,7 @@
  * a temporary directory) on this machine's WebGPU adapter. The measuring is bench/decode-prefill.ts.
  */
 import { parseArgs } from 'node:util';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeConfig } from '../loader/config.ts';
@@ -11,7 +11,8 @@ import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { synthShape } from '../loader/synth.ts';
 import { decodeWeightBytes, runBench, type BenchResult, type KernelTime, type Stats } from '../bench/decode-prefill.ts';
 import { formatBytes, intFlag, UsageError } from './args.ts';
-import { loadGpuModel, unload } from './gpu.ts';
+import { checkOutputFile, writeOutputFile } from './files.ts';
+import { checkGpu, loadGpuModel, unload } from './gpu.ts';
 import { parseShapeFlags, SHAPE_OPTIONS, SHAPE_USAGE } from './synth.ts';
 
 /** Seed of the synthetic checkpoints and prompts, fixed so runs are comparable across machines. */
@@ -48,6 +49,7 @@ export const command = {
     if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
     if (context !== undefined && promptLen + gen > context) throw new UsageError(`--prompt-len ${promptLen} + --gen ${gen} exceed --context ${context}`);
     const kvFormat = values.kv;
+    if (values.json !== undefined) await checkOutputFile(values.json, 'json');
 
     let tmp: string | undefined;
     try {
@@ -83,6 +85,7 @@ export const command = {
         ];
         console.log(header.join('\n'));
         const res = await runBench(m, { promptLen, gen, repeat, seed: SEED, profile: values.profile, onProgress: (msg) => process.stderr.write(`  ${msg}\n`) });
+        await checkGpu(loaded);
         console.log(report(res));
         if (values.json !== undefined) {
           const json = {
@@ -100,7 +103,7 @@ export const command = {
             decodeWeightBytes: bytes,
             result: res,
           };
-          await writeFile(values.json, JSON.stringify(json, null, 2) + '\n');
+          await writeOutputFile(values.json, JSON.stringify(json, null, 2) + '\n', 'json');
           process.stderr.write(`wrote ${values.json}\n`);
         }
       } finally {

@@ -5,7 +5,7 @@ import { GpuSession } from '../engine/gpu-session.ts';
 import { generate } from '../engine/generate.ts';
 import { validateSampling, type SamplingParams } from '../engine/sampling.ts';
 import { intFlag, requireFlag, UsageError } from './args.ts';
-import { loadGpuModel, unload } from './gpu.ts';
+import { checkGpu, loadGpuModel, unload } from './gpu.ts';
 
 export const command = {
   summary: 'generate a raw completion of a prompt on the GPU, streamed to stdout',
@@ -56,6 +56,7 @@ export const command = {
         onToken: (id) => process.stdout.write(dec.push(id)),
       });
       process.stdout.write(dec.flush() + '\n');
+      await checkGpu(loaded);
       const decodeTps = res.tokens.length > 1 ? ((res.tokens.length - 1) / res.decodeMs) * 1000 : 0;
       process.stderr.write(
         `[${res.promptTokens} prompt tokens in ${res.prefillMs.toFixed(0)} ms (${((res.promptTokens / res.prefillMs) * 1000).toFixed(1)} tok/s); ` +
