@@ -26,6 +26,7 @@ export type { AdapterSummary } from './engine/gpu/device.ts';
 export { ModelTooLargeError } from './engine/memory-plan.ts';
 export type { KvFormat } from './engine/memory-plan.ts';
 export { ContextLimitError } from './engine/gpu-session.ts';
+export { PipelineError } from './kernels/pipeline-cache.ts';
 export { ModelLoadError } from './loader/errors.ts';
 export type { ModelLoadErrorCode, ModelLoadErrorDetails } from './loader/errors.ts';
 
@@ -57,7 +58,7 @@ export { Checkpoint } from './loader/checkpoint.ts';
 export type { TensorRef, OpenOptions } from './loader/checkpoint.ts';
 export type { GptOssConfig } from './loader/config.ts';
 export type { ModelSource, ByteSource } from './loader/source.ts';
-export { httpSource, huggingFaceUrl } from './loader/source-http.ts';
+export { HTTP_DEFAULTS, httpSource, huggingFaceUrl } from './loader/source-http.ts';
 export type { HttpSourceOptions } from './loader/source-http.ts';
 export { blobSource } from './loader/source-blob.ts';
 export { directoryHandleSource } from './loader/source-fs-handle.ts';

@@ -4,7 +4,6 @@
  * measuring is bench/decode-prefill.ts.
  */
 import { parseArgs } from 'node:util';
-import { writeFile } from 'node:fs/promises';
 import { describeConfig } from '../loader/config.ts';
 import type { ModelLocation } from '../loader/resolve.ts';
 import { nodeSyntheticSource } from '../loader/source-synthetic-node.ts';
@@ -12,7 +11,8 @@ import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { synthShape } from '../loader/synth.ts';
 import { decodeWeightBytes, runBench, type BenchResult, type KernelTime, type Stats } from '../bench/decode-prefill.ts';
 import { formatBytes, intFlag, UsageError } from './args.ts';
-import { loadGpuModel, unload } from './gpu.ts';
+import { checkOutputFile, writeOutputFile } from './files.ts';
+import { checkGpu, loadGpuModel, unload } from './gpu.ts';
 import type { MemoryPlan } from '../engine/memory-plan.ts';
 import { parseShapeFlags, SHAPE_OPTIONS, SHAPE_USAGE } from './synth.ts';
 
@@ -52,6 +52,7 @@ export const command = {
     if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
     if (context !== undefined && promptLen + gen > context) throw new UsageError(`--prompt-len ${promptLen} + --gen ${gen} exceed --context ${context}`);
     const kvFormat = values.kv;
+    if (values.json !== undefined) await checkOutputFile(values.json, 'json');
 
     let modelArg: ModelLocation | undefined = values.model;
     let synthetic: { preset: string; overrides: Record<string, number>; seed: number; dir?: string } | undefined;
@@ -90,6 +91,7 @@ export const command = {
       ];
       console.log(header.join('\n'));
       const res = await runBench(m, { promptLen, gen, repeat, seed: SEED, profile: values.profile, onProgress: (msg) => process.stderr.write(`  ${msg}\n`) });
+      await checkGpu(loaded);
       console.log(report(res));
       process.stderr.write(`GPU buffers at peak ${formatBytes(loaded.buffers.peakBytes)}; memory plan ${formatBytes(m.plan.totalBytes)} (weights, KV cache, scratch)\n`);
       if (values.json !== undefined) {
@@ -109,7 +111,7 @@ export const command = {
           decodeWeightBytes: bytes,
           result: res,
         };
-        await writeFile(values.json, JSON.stringify(json, null, 2) + '\n');
+        await writeOutputFile(values.json, JSON.stringify(json, null, 2) + '\n', 'json');
         process.stderr.write(`wrote ${values.json}\n`);
       }
     } finally {

@@ -7,7 +7,7 @@ import { GpuSession } from '../engine/gpu-session.ts';
 import { generate } from '../engine/generate.ts';
 import { validateSampling, type SamplingParams } from '../engine/sampling.ts';
 import { intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
-import { loadGpuModel, unload } from './gpu.ts';
+import { checkGpu, loadGpuModel, unload } from './gpu.ts';
 
 export const command = {
   summary: 'generate a raw completion of a prompt on the GPU, streamed to stdout',
@@ -63,6 +63,7 @@ export const command = {
       });
       trace?.stop();
       process.stdout.write(dec.flush() + '\n');
+      await checkGpu(loaded);
       if (trace) {
         const shape = decodeShape(trace.events);
         const c = loaded.model.config;

@@ -7,6 +7,7 @@ import { blobSource } from '../loader/source-blob.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { tokenizerFiles } from '../loader/synth-writer-node.ts';
 import { requireFlag, UsageError } from './args.ts';
+import { readInputFile } from './files.ts';
 
 export const command = {
   summary: 'print the harmony prompt rendered for a chat-completions request (JSON file)',
@@ -26,7 +27,7 @@ export const command = {
     const file = requireFlag(values.request, 'request');
     if (values.format !== 'text' && values.format !== 'ids') throw new UsageError(`--format must be text or ids, got ${JSON.stringify(values.format)}`);
     if (values.date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(values.date)) throw new UsageError(`--date must be YYYY-MM-DD, got ${JSON.stringify(values.date)}`);
-    const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    const text = file === '-' ? await readStdin() : await readInputFile(file, 'request');
     let body: unknown;
     try {
       body = JSON.parse(text);

@@ -101,6 +101,7 @@ export class GpuModel {
       throw new RangeError(`weights must be 'bf16' or 'q8', got ${JSON.stringify(options.weights)}`);
     }
     if (kvFormat !== 'q8' && kvFormat !== 'f32') throw new RangeError(`kvFormat must be 'q8' or 'f32', got ${JSON.stringify(kvFormat)}`);
+    if (kvFormat === 'q8' && c.headDim % 4 !== 0) throw new RangeError(`the q8 KV cache needs head_dim to be a multiple of 4, got ${c.headDim}: use kvFormat 'f32'`);
     const plan = planMemory(
       c,
       { maxBufferSize: gpu.device.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize, memoryLimit: options.memoryLimit },
@@ -114,6 +115,8 @@ export class GpuModel {
     );
     const pipelines = PipelineCache.for(gpu.device);
     const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize);
+    // A kernel the device refuses (WGSL or pipeline validation) fails the load, naming the kernel.
+    await pipelines.verify();
     const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal });
     const model = new GpuModel(gpu, c, plan, weights, pipelines, kernels);
     // The plan is what the memory check and `gptoss plan` report: it must be what was allocated

@@ -86,6 +86,11 @@ export class GptOssTokenizer {
     return this.tok.decode(ids, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
   }
 
+  /** Whether the vocabulary (BPE pieces or added tokens) has this id. */
+  hasId(id: number): boolean {
+    return this.added.has(id) || this.tok.id_to_token(id) !== undefined;
+  }
+
   tokenId(token: string): number | undefined {
     return this.tok.token_to_id(token);
   }
