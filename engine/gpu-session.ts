@@ -5,6 +5,7 @@
  */
 import type { GptOssConfig } from '../loader/config.ts';
 import { createBuffer, readBuffer } from './gpu/buffers.ts';
+import { gpuWait, throwIfLost } from './gpu/device-lost.ts';
 import type { GpuModel } from './gpu-model.ts';
 import { validateSampling, type SamplingParams } from './sampling.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
@@ -189,7 +190,7 @@ export class GpuSession {
     if (this.pos + n > this.contextLimit) throw new ContextLimitError(this.pos + n, this.contextLimit);
     dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(tokens));
     writeStep(dev, this.b.stepBatch, n, this.pos);
-    await dev.queue.onSubmittedWorkDone();
+    await gpuWait(dev, dev.queue.onSubmittedWorkDone());
     const times = new Map<string, number>();
     const ops: [Bound, number][] = [
       ...this.embed.map((b): [Bound, number] => [b, n]),
@@ -204,7 +205,7 @@ export class GpuSession {
       op.run(pass, count);
       pass.end();
       dev.queue.submit([enc.finish()]);
-      await dev.queue.onSubmittedWorkDone();
+      await gpuWait(dev, dev.queue.onSubmittedWorkDone());
       times.set(op.name, (times.get(op.name) ?? 0) + performance.now() - t0);
     }
     this.pos += n;
@@ -230,7 +231,7 @@ export class GpuSession {
     const dev = this.model.gpu.device;
     enc.copyBufferToBuffer(this.b.tokens, 0, this.b.readback, 0, 4);
     dev.queue.submit([enc.finish()]);
-    await this.b.readback.mapAsync(GPUMapMode.READ);
+    await gpuWait(dev, this.b.readback.mapAsync(GPUMapMode.READ));
     const id = new Uint32Array(this.b.readback.getMappedRange())[0]!;
     this.b.readback.unmap();
     this.pending = id;
@@ -286,6 +287,7 @@ export class GpuSession {
   }
 
   private checkUsable(): void {
+    throwIfLost(this.model.gpu.device);
     if (this.disposed) throw new Error('the session has been disposed');
   }
 }

@@ -3,11 +3,14 @@
  * (JSON and SSE), /v1/responses, /v1/models and /health. Requests queue for the GPU in the
  * engine (one generation at a time, none dropped); a client that disconnects mid-stream
  * aborts its generation. Every error is an OpenAI-style JSON body with a 4xx/5xx status.
+ * When the GPU device is lost, the server reloads the model (engine.recover()) and answers 503
+ * meanwhile, /health included.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Engine } from '../engine/api/engine.ts';
 import { ApiError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../engine/api/types.ts';
+import { DeviceLostError } from '../engine/gpu/device-lost.ts';
 import { responsesToChat, responseObject, streamResponseEvents, type ResponsesRequest } from './responses.ts';
 
 export interface ServeOptions {
@@ -28,7 +31,17 @@ export interface RunningServer {
 
 export async function serve(engine: Engine, options: ServeOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
+  const recover = () => {
+    if (engine.state !== 'lost') return;
+    options.log?.('the GPU device was lost: re-creating it and reloading the model');
+    engine.recover().then(
+      () => options.log?.('recovered from the GPU device loss: serving again'),
+      (e: unknown) => options.log?.(`recovery from the GPU device loss failed (retried on the next request): ${(e as Error)?.message ?? e}`),
+    );
+  };
+  const unsubscribe = engine.onDeviceLost(recover);
   const server = createServer((req, res) => {
+    recover(); // after a failed recovery, each request tries again
     handle(engine, options, req, res).catch((e) => sendError(res, e));
   });
   await new Promise<void>((resolve, reject) => {
@@ -41,6 +54,7 @@ export async function serve(engine: Engine, options: ServeOptions = {}): Promise
     server,
     url,
     close: () => new Promise<void>((resolve) => {
+      unsubscribe();
       server.close(() => resolve());
       server.closeAllConnections();
     }),
@@ -60,7 +74,10 @@ async function handle(engine: Engine, o: ServeOptions, req: IncomingMessage, res
     return;
   }
   if (path === '/health') {
-    sendJson(res, 200, { status: 'ok', model: engine.modelId, backend: engine.backend, pending: engine.pending });
+    const state = engine.state;
+    // 'recovering' while the model is reloaded after a device loss ('lost' only if that failed).
+    const status = state === 'ready' ? 'ok' : state;
+    sendJson(res, state === 'ready' ? 200 : 503, { status, model: engine.modelId, backend: engine.backend, pending: engine.pending });
     return;
   }
   if (o.apiKey !== undefined && req.headers.authorization !== `Bearer ${o.apiKey}`) {
@@ -134,7 +151,7 @@ async function sendSse<T>(res: ServerResponse, stream: AsyncIterable<T>, format:
     if (!res.destroyed && last) res.write(last);
   } catch (e) {
     if (!res.destroyed) {
-      const err = e instanceof ApiError ? e : new ApiError(500, (e as Error).message, 'server_error');
+      const err = e instanceof ApiError ? e : e instanceof DeviceLostError ? deviceLost(e) : new ApiError(500, (e as Error).message, 'server_error');
       res.write(`data: ${JSON.stringify(err.toJSON())}\n\n`);
     }
   } finally {
@@ -165,7 +182,13 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** 503 while the model is reloaded onto a new device. */
+function deviceLost(e: DeviceLostError): ApiError {
+  return new ApiError(503, `the GPU device was lost (${e.reason}${e.deviceMessage ? `: ${e.deviceMessage}` : ''}); the model is being reloaded, retry shortly`, 'server_error', null, 'device_lost');
+}
+
 function sendError(res: ServerResponse, e: unknown): void {
+  if (e instanceof DeviceLostError) e = deviceLost(e);
   const err = e instanceof ApiError
     ? e
     : (e as Error)?.name === 'AbortError'
