@@ -6,7 +6,8 @@
  * stay clean; Node-only helpers live in `gpt-oss-webgpu/node`.
  */
 export { createEngine, TextSession } from './engine/api/engine.ts';
-export type { Engine, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress } from './engine/api/engine.ts';
+export type { Engine, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress, RecoverOptions } from './engine/api/engine.ts';
+export type { EngineState } from './engine/api/gpu-runtime.ts';
 export type { FallbackOptions } from './engine/api/remote.ts';
 export { ApiError } from './engine/api/types.ts';
 export type {
@@ -22,6 +23,7 @@ export type {
 export type { GenerateOptions, GenerateResult, FinishReason as GenerateFinishReason } from './engine/generate.ts';
 
 export { GpuUnavailableError } from './engine/gpu/device.ts';
+export { DeviceLostError } from './engine/gpu/device-lost.ts';
 export type { AdapterSummary } from './engine/gpu/device.ts';
 export { ModelTooLargeError } from './engine/memory-plan.ts';
 export type { KvFormat } from './engine/memory-plan.ts';

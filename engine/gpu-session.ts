@@ -11,6 +11,7 @@
  */
 import type { GptOssConfig } from '../loader/config.ts';
 import { createBuffer, readBuffer } from './gpu/buffers.ts';
+import { gpuWait, throwIfLost } from './gpu/device-lost.ts';
 import type { GpuModel } from './gpu-model.ts';
 import { validateSampling, type SamplingParams } from './sampling.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
@@ -321,7 +322,7 @@ export class GpuSession {
     if (this.pos + n > this.contextLimit) throw new ContextLimitError(this.pos + n, this.contextLimit);
     dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(tokens));
     writeStep(dev, this.b.step, n, this.pos);
-    await dev.queue.onSubmittedWorkDone();
+    await gpuWait(dev, dev.queue.onSubmittedWorkDone());
     const times = new Map<string, number>();
     const ops = n === 1 ? this.decodeOps({ temperature: 0, topK: 0, topP: 1, seed: 0 }).slice(0, -2) : this.prefillOps();
     for (const o of ops) {
@@ -331,7 +332,7 @@ export class GpuSession {
       o.run(pass, n, this.pos);
       pass.end();
       dev.queue.submit([enc.finish()]);
-      await dev.queue.onSubmittedWorkDone();
+      await gpuWait(dev, dev.queue.onSubmittedWorkDone());
       times.set(o.name, (times.get(o.name) ?? 0) + performance.now() - t0);
     }
     const c = this.model.config;
@@ -385,7 +386,7 @@ export class GpuSession {
     dev.queue.submit([enc.finish()]);
     this.pendingOnGpu = true;
     this.inFlight++;
-    return rb.mapAsync(GPUMapMode.READ).then(
+    return gpuWait(dev, rb.mapAsync(GPUMapMode.READ)).then(
       () => {
         const id = new Uint32Array(rb.getMappedRange())[0]!;
         rb.unmap();
@@ -448,6 +449,7 @@ export class GpuSession {
   }
 
   private checkUsable(): void {
+    throwIfLost(this.model.gpu.device);
     if (this.disposed) throw new Error('the session has been disposed');
   }
 

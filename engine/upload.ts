@@ -6,6 +6,7 @@
 import { DEFAULT_CHUNK_BYTES, type Checkpoint, type TensorRef } from '../loader/checkpoint.ts';
 import { ModelLoadError } from '../loader/errors.ts';
 import { align } from './gpu/buffers.ts';
+import { gpuWait } from './gpu/device-lost.ts';
 import type { RowChunk, WeightEntry } from './memory-plan.ts';
 import type { ParamName } from '../loader/weight-map.ts';
 import { q8Bytes, Q8_BLOCK, RowQuantizer } from './quant-q8.ts';
@@ -54,7 +55,7 @@ export async function uploadWeights(
       all.push(...buffers);
       out.set(key(w.param, w.layer), { refs, buffers, chunks: w.chunks });
     }
-    const oom = await device.popErrorScope();
+    const oom = await gpuWait(device, device.popErrorScope());
     if (oom) throw new Error(`GPU out of memory while allocating the weights: ${oom.message}`);
 
     const total = plan.reduce((a, w) => a + w.bytes, 0);
@@ -100,12 +101,12 @@ export async function uploadWeights(
         sinceFlush += chunk.byteLength;
         if (sinceFlush >= flushBytes) {
           sinceFlush = 0;
-          await device.queue.onSubmittedWorkDone();
+          await gpuWait(device, device.queue.onSubmittedWorkDone());
         }
         options.onProgress?.(done, total);
       }
     }
-    await device.queue.onSubmittedWorkDone();
+    await gpuWait(device, device.queue.onSubmittedWorkDone());
     return out;
   } catch (e) {
     destroyAll();
