@@ -43,3 +43,13 @@ export function formatBytes(n: number): string {
   }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
+
+/** "128,1024" -> [128, 1024], each an integer >= min. */
+export function intListFlag(value: string, flag: string, min = 0): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const ns = parts.map(Number);
+  if (parts.some((s) => s === '') || !ns.every((n) => Number.isSafeInteger(n) && n >= min)) {
+    throw new UsageError(`--${flag} must be a comma-separated list of integers >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return ns;
+}

@@ -6,7 +6,9 @@
 import type { GptOssConfig } from '../loader/config.ts';
 import { createBuffer, readBuffer } from './gpu/buffers.ts';
 import type { GpuModel } from './gpu-model.ts';
-import { validateSampling, type SamplingParams } from './sampling.ts';
+import { GREEDY, validateSampling, type SamplingParams } from './sampling.ts';
+import { profileOps, type ProfiledOp, type StepProfile } from './gpu-profiler.ts';
+import { denseReads, expertReads, kvReads, rowReads, type ReadEstimate } from './read-bytes.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
 import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts';
 import { ropeTableData } from '../kernels/rope.ts';
@@ -26,7 +28,7 @@ export interface SessionOptions {
   allLogits?: boolean;
 }
 
-type Bound = { name: string; run(pass: GPUComputePassEncoder, tokens: number): void };
+type Bound = { name: string; run(pass: GPUComputePassEncoder, tokens: number): void; reads?: ReadEstimate };
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -90,12 +92,12 @@ export class GpuSession {
     const kn = model.kernels;
     const B = this.b;
     const embedW = model.weight('embed');
-    this.embed = kn.embed.map((k, i) => bound(k, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.stepBatch })));
-    this.finalNorm = bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h));
+    this.embed = kn.embed.map((k, i) => bound(k, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.stepBatch }), rowReads([embedW[i]!], c.vocabSize, 4)));
+    this.finalNorm = bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), denseReads(model.weight('norm'), c.hiddenSize * 4));
     const lm = model.weight('lm_head');
-    this.lmHeadLast = kn.lmHead.map((k, i) => bound(k, k.bind(dev, { x: B.hLast, weight: lm[i]!, out: B.logits, step: B.stepOne })));
+    this.lmHeadLast = kn.lmHead.map((k, i) => bound(k, k.bind(dev, { x: B.hLast, weight: lm[i]!, out: B.logits, step: B.stepOne }), denseReads([lm[i]!], c.hiddenSize * 4)));
     this.lmHeadAll = options.allLogits ? kn.lmHead.map((k, i) => bound(k, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.stepBatch }))) : [];
-    this.sampler = bound(kn.sample, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens));
+    this.sampler = bound(kn.sample, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), denseReads([], c.vocabSize * 4));
   }
 
   /** Tokens in the KV cache. */
@@ -177,39 +179,36 @@ export class GpuSession {
   }
 
   /**
-   * Debugging aid: runs the forward pass of `tokens` tokens at the current position with every
-   * kernel in its own submission and returns the wall time of each, summed per kernel name.
-   * Leaves the session as if those tokens had been appended.
+   * Debugging aid: runs the forward pass of `tokens` tokens at the current position, the last
+   * token's lm_head and a greedy sample, in ONE command buffer with each kernel in its own
+   * compute pass between GPU timestamps (needs 'timestamp-query'), and returns each kernel's
+   * GPU time and estimated bytes read. Leaves the session as if those tokens had been appended.
    */
-  async profile(tokens: number[]): Promise<Map<string, number>> {
+  async profile(tokens: number[]): Promise<StepProfile> {
     this.checkUsable();
     const dev = this.model.gpu.device;
+    const c = this.model.config;
     const n = tokens.length;
     if (n < 1 || n > this.model.maxBatch) throw new RangeError(`profile takes 1..${this.model.maxBatch} tokens`);
     if (this.pos + n > this.contextLimit) throw new ContextLimitError(this.pos + n, this.contextLimit);
+    const pos0 = this.pos;
     dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(tokens));
-    writeStep(dev, this.b.stepBatch, n, this.pos);
-    await dev.queue.onSubmittedWorkDone();
-    const times = new Map<string, number>();
-    const ops: [Bound, number][] = [
-      ...this.embed.map((b): [Bound, number] => [b, n]),
-      ...this.layers.flat().map((b): [Bound, number] => [b, n]),
-      [this.finalNorm, n],
-      ...this.lmHeadLast.map((b): [Bound, number] => [b, 1]),
+    writeStep(dev, this.b.stepBatch, n, pos0);
+    writeSampleParams(dev, this.b.sampleParams, GREEDY, { step: pos0 + n, outIndex: 0 });
+    const op = (b: Bound, count: number): ProfiledOp => ({ name: b.name, bytesRead: b.reads?.(count, pos0), run: (pass) => b.run(pass, count) });
+    const lmHead = this.lmHeadLast.map((b) => op(b, 1));
+    lmHead[0]!.before = (enc) => enc.copyBufferToBuffer(this.b.h, (n - 1) * c.hiddenSize * 4, this.b.hLast, 0, c.hiddenSize * 4);
+    const ops = [
+      ...this.embed.map((b) => op(b, n)),
+      ...this.layers.flat().map((b) => op(b, n)),
+      op(this.finalNorm, n),
+      ...lmHead,
+      op(this.sampler, 1),
     ];
-    for (const [op, count] of ops) {
-      const t0 = performance.now();
-      const enc = dev.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      op.run(pass, count);
-      pass.end();
-      dev.queue.submit([enc.finish()]);
-      await dev.queue.onSubmittedWorkDone();
-      times.set(op.name, (times.get(op.name) ?? 0) + performance.now() - t0);
-    }
+    const result = await profileOps(dev, ops);
     this.pos += n;
     this.hasLogits = true;
-    return times;
+    return { tokens: n, position: pos0, ...result };
   }
 
   /** Forgets the sequence (the KV cache is simply overwritten from position 0). */
@@ -260,23 +259,29 @@ export class GpuSession {
     const dev = m.gpu.device;
     const kn = m.kernels;
     const B = this.b;
+    const c = m.config;
     const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
-    const attn = this.model.config.layerTypes[l] === 'sliding' ? kn.attnSliding : kn.attnFull;
+    const sliding = c.layerTypes[l] === 'sliding';
+    const attn = sliding ? kn.attnSliding : kn.attnFull;
+    // Bytes each op reads per token of activations (f32), for the profile's GB/s.
+    const H = c.hiddenSize * 4, Q = c.numHeads * c.headDim * 4, KV = c.numKvHeads * c.headDim * 4, K = c.expertsPerToken;
     return [
-      bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('attn_norm'), B.h)),
-      bound(kn.q, kn.q.bind(dev, { x: B.h, weight: w('q_w'), bias: w('q_b'), out: B.q, step: B.stepBatch })),
-      bound(kn.k, kn.k.bind(dev, { x: B.h, weight: w('k_w'), bias: w('k_b'), out: B.k, step: B.stepBatch })),
-      bound(kn.v, kn.v.bind(dev, { x: B.h, weight: w('v_w'), bias: w('v_b'), out: B.v, step: B.stepBatch })),
-      bound(kn.ropeQ, kn.ropeQ.bind(dev, B.stepBatch, B.q, B.rope)),
-      bound(kn.ropeK, kn.ropeK.bind(dev, B.stepBatch, B.k, B.rope)),
-      bound(kn.kvStore, kn.kvStore.bind(dev, B.stepBatch, B.k, B.v, kv)),
-      bound(attn, attn.bind(dev, B.stepBatch, B.q, kv, w('sinks'), B.attn)),
-      bound(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.stepBatch })),
-      bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h)),
-      bound(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.stepBatch })),
-      bound(kn.topk, kn.topk.bind(dev, B.stepBatch, B.routerLogits, B.ids, B.expertWeights)),
-      bound(kn.gateUp, kn.gateUp.bind(dev, B.stepBatch, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act)),
-      bound(kn.down, kn.down.bind(dev, B.stepBatch, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x)),
+      bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('attn_norm'), B.h), denseReads([w('attn_norm')], H)),
+      bound(kn.q, kn.q.bind(dev, { x: B.h, weight: w('q_w'), bias: w('q_b'), out: B.q, step: B.stepBatch }), denseReads([w('q_w'), w('q_b')], H)),
+      bound(kn.k, kn.k.bind(dev, { x: B.h, weight: w('k_w'), bias: w('k_b'), out: B.k, step: B.stepBatch }), denseReads([w('k_w'), w('k_b')], H)),
+      bound(kn.v, kn.v.bind(dev, { x: B.h, weight: w('v_w'), bias: w('v_b'), out: B.v, step: B.stepBatch }), denseReads([w('v_w'), w('v_b')], H)),
+      bound(kn.ropeQ, kn.ropeQ.bind(dev, B.stepBatch, B.q, B.rope), denseReads([], Q + c.headDim * 4)),
+      bound(kn.ropeK, kn.ropeK.bind(dev, B.stepBatch, B.k, B.rope), denseReads([], KV + c.headDim * 4)),
+      bound(kn.kvStore, kn.kvStore.bind(dev, B.stepBatch, B.k, B.v, kv), denseReads([], 2 * KV)),
+      bound(attn, attn.bind(dev, B.stepBatch, B.q, kv, w('sinks'), B.attn), kvReads(kv, sliding ? c.slidingWindow : 0, [w('sinks')], Q)),
+      bound(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.stepBatch }), denseReads([w('o_w'), w('o_b')], Q + H)),
+      bound(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h), denseReads([w('mlp_norm')], H)),
+      bound(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.stepBatch }), denseReads([w('router_w'), w('router_b')], H)),
+      bound(kn.topk, kn.topk.bind(dev, B.stepBatch, B.routerLogits, B.ids, B.expertWeights), denseReads([], c.numExperts * 4)),
+      bound(kn.gateUp, kn.gateUp.bind(dev, B.stepBatch, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act),
+        expertReads([w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias')], c.numExperts, K, H + 4 * K)),
+      bound(kn.down, kn.down.bind(dev, B.stepBatch, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x),
+        expertReads([w('down_blocks'), w('down_scales'), w('down_bias')], c.numExperts, K, K * c.intermediateSize * 4 + 8 * K + H)),
     ];
   }
 
@@ -290,8 +295,8 @@ export class GpuSession {
   }
 }
 
-function bound(kernel: { key: string; encode(pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number): void }, bg: GPUBindGroup): Bound {
-  return { name: kernel.key, run: (pass, tokens) => kernel.encode(pass, bg, tokens) };
+function bound(kernel: { key: string; encode(pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number): void }, bg: GPUBindGroup, reads?: ReadEstimate): Bound {
+  return { name: kernel.key, reads, run: (pass, tokens) => kernel.encode(pass, bg, tokens) };
 }
 
 export type { GptOssConfig };
