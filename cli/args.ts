@@ -59,3 +59,13 @@ export function weightsFlag(value: string | undefined): 'bf16' | 'q8' {
   if (value === undefined || value === 'bf16' || value === 'q8') return value ?? 'bf16';
   throw new UsageError(`--weights must be bf16 or q8, got ${JSON.stringify(value)}`);
 }
+
+/** "128,1024" -> [128, 1024], each an integer >= min. */
+export function intListFlag(value: string, flag: string, min = 0): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const ns = parts.map(Number);
+  if (parts.some((s) => s === '') || !ns.every((n) => Number.isSafeInteger(n) && n >= min)) {
+    throw new UsageError(`--${flag} must be a comma-separated list of integers >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return ns;
+}

@@ -13,7 +13,10 @@ import type { GptOssConfig } from '../loader/config.ts';
 import { createBuffer, readBuffer } from './gpu/buffers.ts';
 import { gpuWait, throwIfLost } from './gpu/device-lost.ts';
 import type { GpuModel } from './gpu-model.ts';
-import { validateSampling, type SamplingParams } from './sampling.ts';
+import { GREEDY, validateSampling, type SamplingParams } from './sampling.ts';
+import { profileOps, type ProfiledOp, type StepProfile } from './gpu-profiler.ts';
+import { denseReads, rowReads, type ReadEstimate } from './read-bytes.ts';
+import { bindDecodeLayer, bindPrefillLayer } from './session-layers.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
 import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts';
 import { ropeTableData } from './reference/rope.ts';
@@ -38,6 +41,8 @@ export interface SessionOptions {
 export interface BoundOp {
   name: string;
   run(pass: GPUComputePassEncoder, tokens: number, pos: number): void;
+  /** Bytes it reads (for the profile's GB/s). */
+  reads?: ReadEstimate;
 }
 
 /** Steps submitted but not yet read back, at most: one being read, one running behind it. */
@@ -45,7 +50,7 @@ const MAX_IN_FLIGHT = 2;
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
+export type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
   'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
 
 export class GpuSession {
@@ -115,22 +120,26 @@ export class GpuSession {
       const kv = createKvCache(dev, model.kvFormat, cap, c.numKvHeads, c.headDim, `kv${l}`);
       this.kv.push(kv);
       this.buffers.push(kv.k, kv.v);
-      this.prefillLayers.push(this.bindPrefillLayer(l, kv));
-      this.decodeLayers.push(this.bindDecodeLayer(l, kv));
+      this.prefillLayers.push(bindPrefillLayer(model, this.b, l, kv));
+      this.decodeLayers.push(bindDecodeLayer(model, this.b, l, kv));
     }
     const kn = model.kernels;
     const B = this.b;
     const embedW = model.weight('embed');
-    this.embed = kn.embed.map((k, i) => op(k.key, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.step }), (p, bg, n) => k.encode(p, bg, n)));
-    this.finalNorm = op(kn.rmsnorm.key, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), (p, bg, n) => kn.rmsnorm.encode(p, bg, n));
+    const H = c.hiddenSize * 4;
+    this.embed = kn.embed.map((k, i) => op(k.key, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.step }), (p, bg, n) => k.encode(p, bg, n),
+      rowReads([embedW[i]!], c.vocabSize, 4)));
+    this.finalNorm = op(kn.rmsnorm.key, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), (p, bg, n) => kn.rmsnorm.encode(p, bg, n),
+      denseReads(model.weight('norm'), H));
     const lm = model.weight('lm_head');
     this.lmHeadAll = options.allLogits && model.weightFormat === 'bf16'
       ? kn.lmHead.map((k, i) => op(k.key, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.step }), (p, bg, n) => k.encode(p, bg, n)))
       : [];
     const lmd = kn.decode.lmHead;
     const lmBind = (x: GPUBuffer) => lmd.bind(dev, { x, out: B.logits, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
-    this.lmHeadLast = op(lmd.key, lmBind(B.xLast), (p, bg) => lmd.encode(p, bg));
-    this.lmHeadDecode = op(lmd.key, lmBind(B.x), (p, bg) => lmd.encode(p, bg));
+    const lmReads = denseReads([...lm, ...model.weight('norm')], H);
+    this.lmHeadLast = op(lmd.key, lmBind(B.xLast), (p, bg) => lmd.encode(p, bg), lmReads);
+    this.lmHeadDecode = op(lmd.key, lmBind(B.x), (p, bg) => lmd.encode(p, bg), lmReads);
     if (options.allLogits && this.lmHeadAll.length === 0) {
       const out = f32(c.vocabSize, 'row_logits');
       const bg = lmd.bind(dev, { x: B.xLast, out, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
@@ -138,9 +147,9 @@ export class GpuSession {
     } else {
       this.lmHeadRow = null;
     }
-    this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1));
+    this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1), denseReads([], c.vocabSize * 4));
     const sc = kn.decode.sampleCandidates;
-    this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg));
+    this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg), denseReads([], sc.candidates * 8));
   }
 
   /** Tokens in the KV cache (including steps submitted but not yet read back). */
@@ -310,39 +319,39 @@ export class GpuSession {
   }
 
   /**
-   * Debugging aid: runs the forward pass of `tokens` tokens at the current position with every
-   * kernel in its own submission and returns the wall time of each, summed per kernel name.
-   * Leaves the session as if those tokens had been appended.
+   * Debugging aid: records what a step of `tokens` tokens runs at the current position in ONE
+   * command buffer, each kernel in its own compute pass between GPU timestamps (needs
+   * 'timestamp-query'), and returns each kernel's GPU time and estimated bytes read. One token:
+   * a decode step (the fused one-token kernels, lm_head, greedy draw); more: a prefill batch,
+   * then the last position's lm_head and a greedy draw. Leaves the session as if the tokens had
+   * been appended and their next token sampled, then forgotten (no token pending).
    */
-  async profile(tokens: number[]): Promise<Map<string, number>> {
+  async profile(tokens: number[]): Promise<StepProfile> {
     this.checkIdle();
     const dev = this.model.gpu.device;
+    const c = this.model.config;
     const n = tokens.length;
     if (n < 1 || n > this.model.maxBatch) throw new RangeError(`profile takes 1..${this.model.maxBatch} tokens`);
     if (this.pos + n > this.contextLimit) throw new ContextLimitError(this.pos + n, this.contextLimit);
+    const pos0 = this.pos;
     dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(tokens));
-    writeStep(dev, this.b.step, n, this.pos);
-    await gpuWait(dev, dev.queue.onSubmittedWorkDone());
-    const times = new Map<string, number>();
-    const ops = n === 1 ? this.decodeOps({ temperature: 0, topK: 0, topP: 1, seed: 0 }).slice(0, -2) : this.prefillOps();
-    for (const o of ops) {
-      const t0 = performance.now();
-      const enc = dev.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      o.run(pass, n, this.pos);
-      pass.end();
-      dev.queue.submit([enc.finish()]);
-      await gpuWait(dev, dev.queue.onSubmittedWorkDone());
-      times.set(o.name, (times.get(o.name) ?? 0) + performance.now() - t0);
+    writeStep(dev, this.b.step, n, pos0);
+    writeSampleParams(dev, this.b.sampleParams, GREEDY, { step: pos0 + n, outIndex: 0 });
+    const prof = (b: BoundOp, count: number): ProfiledOp => ({ name: b.name, bytesRead: b.reads?.(count, pos0), run: (pass) => b.run(pass, count, pos0) });
+    let ops: ProfiledOp[];
+    if (n === 1) {
+      ops = this.decodeOps(GREEDY).map((b) => prof(b, 1));
+    } else {
+      const lm = prof(this.lmHeadLast, 1);
+      lm.before = (enc) => enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
+      ops = [...this.prefillOps().map((b) => prof(b, n)), lm, prof(this.sampleCand, 1)];
     }
-    const c = this.model.config;
-    const enc = dev.createCommandEncoder();
-    enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
-    dev.queue.submit([enc.finish()]);
+    const result = await profileOps(dev, ops);
     this.pos += n;
     this.pending = null;
-    this.hasLogits = true;
-    return times;
+    this.pendingOnGpu = false;
+    this.hasLogits = n > 1;
+    return { tokens: n, position: pos0, ...result };
   }
 
   /** Forgets the sequence (the KV cache is simply overwritten from position 0). */
@@ -400,49 +409,6 @@ export class GpuSession {
     );
   }
 
-  private bindPrefillLayer(l: number, kv: KvCache): BoundOp[] {
-    const m = this.model;
-    const dev = m.gpu.device;
-    const kn = m.kernels;
-    const B = this.b;
-    const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
-    const attn = m.config.layerTypes[l] === 'sliding' ? kn.attnSliding : kn.attnFull;
-    const batch = <K extends { key: string; encode(p: GPUComputePassEncoder, bg: GPUBindGroup, n: number): void }>(k: K, bg: GPUBindGroup) =>
-      op(k.key, bg, (p, g, n) => k.encode(p, g, n));
-    return [
-      batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('attn_norm'), B.h)),
-      batch(kn.qkv, kn.qkv.bind(dev, { x: B.h, weight: w('qkv_w'), bias: w('qkv_b'), out: B.qkv, step: B.step })),
-      batch(kn.rope, kn.rope.bind(dev, B.step, B.qkv, B.rope)),
-      batch(kn.kvStore, kn.kvStore.bind(dev, B.step, B.qkv, B.qkv, kv)),
-      batch(attn, attn.bind(dev, B.step, B.qkv, kv, w('sinks'), B.attn)),
-      batch(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.step })),
-      batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h)),
-      batch(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.step })),
-      batch(kn.topk, kn.topk.bind(dev, B.step, B.routerLogits, B.ids, B.expertWeights)),
-      batch(kn.gateUp, kn.gateUp.bind(dev, B.step, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act)),
-      batch(kn.down, kn.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x)),
-    ];
-  }
-
-  /** One layer of a decode step: 7 dispatches. */
-  private bindDecodeLayer(l: number, kv: KvCache): BoundOp[] {
-    const m = this.model;
-    const dev = m.gpu.device;
-    const kd = m.kernels.decode;
-    const B = this.b;
-    const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
-    const attn = m.config.layerTypes[l] === 'sliding' ? kd.attnSliding : kd.attnFull;
-    const attnBg = attn.bind(dev, B.step, B.qkv, B.rope, kv, B.part, w('sinks'), B.attn);
-    return [
-      op(kd.qkv.key, kd.qkv.bind(dev, { x: B.x, out: B.qkv, weights: [w('qkv_w')], bias: w('qkv_b'), norm: w('attn_norm') }), (p, bg) => kd.qkv.encode(p, bg)),
-      { name: attn.key, run: (p, _n, pos) => attn.encode(p, attnBg, pos) },
-      op(kd.o.key, kd.o.bind(dev, { x: B.attn, out: B.x, weights: [w('o_w')], bias: w('o_b') }), (p, bg) => kd.o.encode(p, bg)),
-      op(kd.router.key, kd.router.bind(dev, { x: B.x, gain: w('mlp_norm'), weight: w('router_w'), bias: w('router_b'), ids: B.ids, weights: B.expertWeights }), (p, bg) => kd.router.encode(p, bg)),
-      op(kd.gateUp.key, kd.gateUp.bind(dev, B.step, B.x, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act, w('mlp_norm')), (p, bg) => kd.gateUp.encode(p, bg, 1)),
-      op(m.kernels.down.key, m.kernels.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x), (p, bg) => m.kernels.down.encode(p, bg, 1)),
-    ];
-  }
-
   private track(b: GPUBuffer): GPUBuffer {
     this.buffers.push(b);
     return b;
@@ -460,8 +426,8 @@ export class GpuSession {
   }
 }
 
-function op(name: string, bg: GPUBindGroup, run: (pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number) => void): BoundOp {
-  return { name, run: (pass, tokens) => run(pass, bg, tokens) };
+function op(name: string, bg: GPUBindGroup, run: (pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number) => void, reads?: ReadEstimate): BoundOp {
+  return { name, reads, run: (pass, tokens) => run(pass, bg, tokens) };
 }
 
 export type { GptOssConfig };
