@@ -242,6 +242,7 @@ export async function runBench(model: GpuModel, opts: BenchOptions): Promise<Ben
         log(`${test}: ${ms.map((t) => t.toFixed(1)).join(', ')} ms`);
         if (opts.profile && gi === 0) {
           const p = await session.profile(random(1));
+          pending = false; // profile() leaves no drawn token waiting
           atDepth.push({ depth, kernels: kernelTable(p), step: stepTiming(p, row.ms.mean * 1000 / n) });
         }
       }
