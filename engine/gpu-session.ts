@@ -324,7 +324,7 @@ export class GpuSession {
    * 'timestamp-query'), and returns each kernel's GPU time and estimated bytes read. One token:
    * a decode step (the fused one-token kernels, lm_head, greedy draw); more: a prefill batch,
    * then the last position's lm_head and a greedy draw. Leaves the session as if the tokens had
-   * been appended and their next token sampled, then forgotten (no token pending).
+   * been appended (sample() draws the next one; no token is pending).
    */
   async profile(tokens: number[]): Promise<StepProfile> {
     this.checkIdle();
@@ -347,10 +347,16 @@ export class GpuSession {
       ops = [...this.prefillOps().map((b) => prof(b, n)), lm, prof(this.sampleCand, 1)];
     }
     const result = await profileOps(dev, ops);
+    if (n === 1) {
+      // sample() draws from the last position's hidden state: the decode step left it in x.
+      const enc = dev.createCommandEncoder();
+      enc.copyBufferToBuffer(this.b.x, 0, this.b.xLast, 0, c.hiddenSize * 4);
+      dev.queue.submit([enc.finish()]);
+    }
     this.pos += n;
     this.pending = null;
     this.pendingOnGpu = false;
-    this.hasLogits = n > 1;
+    this.hasLogits = true;
     return { tokens: n, position: pos0, ...result };
   }
 
