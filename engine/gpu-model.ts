@@ -42,6 +42,11 @@ export interface ModelOptions {
    * engine/quant-q8.ts), reading 44% fewer bytes per token; default 'bf16' (exact).
    */
   weights?: WeightFormat;
+  /**
+   * Sliding-window layers keep the whole context (not only the window) so sessions can reuse
+   * their cache from any earlier position (GpuSession.reuse); costs their KV at full context.
+   */
+  kvReuse?: boolean;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -111,6 +116,7 @@ export class GpuModel {
         kvFormat,
         logitRows: options.allLogits ? options.maxBatch ?? 128 : 1,
         weights: options.weights ?? 'bf16',
+        kvReuse: options.kvReuse ?? false,
       },
     );
     const pipelines = PipelineCache.for(gpu.device);

@@ -56,6 +56,10 @@ export type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'route
 export class GpuSession {
   readonly contextLimit: number;
   private pos = 0;
+  /** The token fed at each position 0..pos-1 (-1 until a step in flight is read back). */
+  private history: number[] = [];
+  /** The most recent draw's id, for the history of the step that feeds it. */
+  private lastDraw: Promise<number> | null = null;
   /** A token sampled but not yet fed through the model (null: none, or not read back yet). */
   private pending: number | null = null;
   /** tokens[0] on the GPU holds the pending token (false after a rewind). */
@@ -116,7 +120,7 @@ export class GpuSession {
       this.track(createBuffer(dev, 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `token_readback${i}`)));
     dev.queue.writeBuffer(this.b.rope, 0, ropeTableData(c, this.contextLimit));
     for (let l = 0; l < c.numLayers; l++) {
-      const cap = kvCapacity(c.layerTypes[l]!, c.slidingWindow, this.contextLimit, T);
+      const cap = kvCapacity(c.layerTypes[l]!, c.slidingWindow, this.contextLimit, T, model.plan.options.kvReuse);
       const kv = createKvCache(dev, model.kvFormat, cap, c.numKvHeads, c.headDim, `kv${l}`);
       this.kv.push(kv);
       this.buffers.push(kv.k, kv.v);
@@ -196,6 +200,7 @@ export class GpuSession {
       enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
       dev.queue.submit([enc.finish()]);
       this.pos += n;
+      this.history.push(...batch);
       if (all) all.set(new Float32Array(await readBuffer(dev, this.b.logits, n * c.vocabSize * 4)), at * c.vocabSize);
     }
     this.hasLogits = tokens.length > 0 || this.hasLogits;
@@ -249,6 +254,16 @@ export class GpuSession {
       dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array([this.pending!]));
       this.pendingOnGpu = true;
     }
+    const feedIndex = this.history.length;
+    if (this.pending !== null) {
+      this.history.push(this.pending);
+    } else {
+      // The token fed is the previous step's draw, still on its way back.
+      this.history.push(-1);
+      void this.lastDraw?.then((id) => {
+        if (this.history.length > feedIndex) this.history[feedIndex] = id;
+      }, () => {});
+    }
     this.pending = null;
     const pos = this.pos;
     writeStep(dev, this.b.step, 1, pos);
@@ -258,10 +273,12 @@ export class GpuSession {
     for (const o of this.decodeOps(params)) o.run(pass, 1, pos);
     pass.end();
     this.pos += 1;
-    return this.submitToken(enc).then((id) => {
+    const draw = this.submitToken(enc).then((id) => {
       if (this.inFlight === 0) this.pending = id;
       return id;
     });
+    this.lastDraw = draw;
+    return draw;
   }
 
   /** Feeds the pending token and samples the one after it: one command buffer, one 4-byte read. */
@@ -277,8 +294,45 @@ export class GpuSession {
     this.checkIdle();
     if (this.pos < 1) throw new Error('nothing to rewind');
     this.pos -= 1;
+    this.history.length = this.pos;
     this.pending = token;
     this.pendingOnGpu = false;
+  }
+
+  /** The tokens in the KV cache, in order (a copy). */
+  get tokens(): number[] {
+    return this.history.slice();
+  }
+
+  /**
+   * Prepares the session for `prompt` keeping what its cache already holds: the longest common
+   * prefix of the cached tokens and the prompt stays (at most prompt.length - 1 tokens, so the
+   * last one is fed again and gives the logits to draw from), the rest is forgotten. Returns the
+   * number of prompt tokens kept; append(prompt.slice(that)) continues.
+   *
+   * Full layers keep every position. Sliding-window layers keep the window + maxBatch - 1 most
+   * recent ones unless the model was loaded with kvReuse: going back further than that would
+   * need keys they have overwritten, so the session then starts over (returns 0).
+   */
+  reuse(prompt: readonly number[]): number {
+    this.checkIdle();
+    const h = this.history;
+    let p = 0;
+    const max = Math.min(h.length, prompt.length - 1);
+    while (p < max && h[p] === prompt[p]) p++;
+    const c = this.model.config;
+    if (!this.model.plan.options.kvReuse && c.layerTypes.includes('sliding')) {
+      const cap = kvCapacity('sliding', c.slidingWindow, this.contextLimit, this.model.maxBatch);
+      // Keys a token at position p attends to in sliding layers: max(0, p - W + 1) .. p - 1;
+      // the ring holds positions pos - cap .. pos - 1.
+      if (p > 0 && Math.max(0, p - c.slidingWindow + 1) < this.pos - cap) p = 0;
+    }
+    this.pos = p;
+    h.length = p;
+    this.pending = null;
+    this.pendingOnGpu = false;
+    this.hasLogits = false;
+    return p;
   }
 
   /**
@@ -297,6 +351,7 @@ export class GpuSession {
     this.pendingOnGpu = false;
     writeStep(dev, this.b.step, 1, this.pos);
     writeSampleParams(dev, this.b.sampleParams, greedy, { step: this.pos + 1 });
+    this.history.push(token);
     const enc = dev.createCommandEncoder({ label: `decode logits ${this.pos}` });
     const pass = enc.beginComputePass();
     for (const o of this.decodeOps(greedy).slice(0, -1)) o.run(pass, 1, this.pos);
@@ -354,6 +409,7 @@ export class GpuSession {
       dev.queue.submit([enc.finish()]);
     }
     this.pos += n;
+    this.history.push(...tokens);
     this.pending = null;
     this.pendingOnGpu = false;
     this.hasLogits = true;
@@ -364,6 +420,7 @@ export class GpuSession {
   reset(): void {
     this.checkIdle();
     this.pos = 0;
+    this.history = [];
     this.pending = null;
     this.pendingOnGpu = false;
     this.hasLogits = false;

@@ -24,6 +24,11 @@ export const Q8_PARAMS: GpuParam[] = ['lm_head'];
 export interface PlanOptions {
   /** Storage of the large bf16 matrices (default 'bf16': exact). */
   weights?: WeightFormat;
+  /**
+   * Sliding-window layers keep the whole context in their KV cache, not just the window, so a
+   * session can return to any earlier position (reusing a conversation's cache). Default false.
+   */
+  kvReuse?: boolean;
   /** Longest sequence a session can hold (prompt + generated tokens). */
   contextLimit: number;
   /** Tokens per prefill batch. */
@@ -155,7 +160,7 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
   }
   const weightBytes = weights.reduce((a, w) => a + w.bytes, 0);
   const kvBytesPerLayer = c.layerTypes.map((kind, layer) => {
-    const capacity = kvCapacity(kind, c.slidingWindow, o.contextLimit, o.maxBatch);
+    const capacity = kvCapacity(kind, c.slidingWindow, o.contextLimit, o.maxBatch, o.kvReuse);
     return { layer, kind, capacity, bytes: kvCacheBytes(o.kvFormat, capacity, c.numKvHeads, c.headDim) };
   });
   const kvBytes = kvBytesPerLayer.reduce((a, l) => a + l.bytes, 0);
