@@ -2,7 +2,7 @@
  * The MoE family against the reference's MoE operations (engine/reference/ops.ts: topkSoftmax,
  * moeGateUp, moeDownSum), the ones ReferenceSession.moe is made of. Runs in Node and in the browser.
  */
-import { moeDownSum, moeGateUp, topkSoftmax } from '../../engine/reference/ops.ts';
+import { moeDownSum, moeGateUp, rmsNorm, topkSoftmax } from '../../engine/reference/ops.ts';
 import type { Mxfp4Experts } from '../../engine/reference/weights.ts';
 import { bufferFrom, createBuffer, readF32, readU32 } from '../../engine/gpu/buffers.ts';
 import { MoeDownKernel, MoeGateUpKernel } from '../../kernels/moe.ts';
@@ -240,6 +240,57 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
     out.push(checkClose(`${topk.key} + ${gk.key} + ${dk.key}`, `E=${E} T=${T} routed on the GPU`, want, got, c.atol, c.rtol));
     for (const b of [step, lb, ib, wb, hb, ab, xb, ...w]) b.destroy();
   }
+}
+
+/**
+ * Decode's gate_up with the MLP's RMSNorm folded in (normEps): the input is the residual x and
+ * the norm's gain, against rmsNorm then moeGateUp; the norm staged in workgroup memory (GPUs)
+ * and computed by every invocation (stageNorm false, CPU adapters).
+ */
+const GATEUP_NORM: (MoeCase & { xScale: number; stages: boolean[] })[] = [
+  { H: 64, I: 64, E: 4, k: 2, T: 1, scales: { kind: 'normal', center: 125 }, hScale: 1, xScale: 3, atol: 1e-5, rtol: 1e-5, stages: [true, false] },
+  {
+    H: 96, I: 32, E: 8, k: 4, T: 2, scales: { kind: 'normal', center: 124 }, hScale: 1, xScale: 40, atol: 1e-5, rtol: 1e-5, stages: [true, false],
+    note: 'two tokens',
+  },
+  // More than 256 vec4s: threads stride over x while staging and summing squares.
+  { H: 1056, I: 32, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 123 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, stages: [true, false] },
+  // Real hidden, not staged only: SwiftShader takes ~9 s to compile 11 KiB of staged x.
+  {
+    H: 2880, I: 64, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 122 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, stages: [false],
+    note: 'real hidden',
+  },
+];
+const EPS = 1e-5;
+
+async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
+  for (const c of GATEUP_NORM) {
+    const { H, I, E, k, T } = c;
+    const rng = new TestRng(H * 13 + I * 3 + E + k + T);
+    const ex = makeExperts(rng, E, 2 * I, H, c.scales, 1);
+    const x = rng.f32(T * H, c.xScale);
+    const gain = rng.bf16(H, 1);
+    const { ids } = randomRouting(rng, T, E, k);
+    const h = new Float32Array(T * H);
+    for (let t = 0; t < T; t++) rmsNorm(x.subarray(t * H, (t + 1) * H), gain.values, EPS, h.subarray(t * H, (t + 1) * H));
+    const want = refGateUp(ex.m, h, ids, T, k, H, I);
+    for (const stageNorm of c.stages) {
+      const kern = new MoeGateUpKernel(cache, { hidden: H, intermediate: I, k, limit: LIMIT, alpha: ALPHA, normEps: EPS, stageNorm });
+      const bufs = [stepBuffer(device, T), bufferFrom(device, x), bufferFrom(device, ids), bufferFrom(device, ex.blocks),
+        bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rw()), bufferFrom(device, gain.bytes)] as const;
+      submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
+      const got = await readF32(device, bufs[6], T * k * I);
+      out.push(checkClose(kern.key, `E=${E} T=${T} ${stageNorm ? 'staged' : 'per-invocation'} norm${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol));
+      for (const b of bufs) b.destroy();
+    }
+  }
+}
+
+/** The MoE kernels decode uses beyond moeCases': gate_up with the norm folded in. */
+export async function moeDecodeCases(device: GPUDevice): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  await gateUpNormCases(device, new PipelineCache(device), results);
+  return results;
 }
 
 export async function moeCases(device: GPUDevice): Promise<CaseResult[]> {
