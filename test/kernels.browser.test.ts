@@ -12,7 +12,9 @@ import { launchChromium, type TestBrowser } from './helpers/browser.ts';
 import { startTestServer, type TestServer } from './helpers/http-server.ts';
 import { KERNEL_FAMILIES } from './kernels/index.ts';
 
-const PAGE_TIMEOUT_MS = 300_000;
+// Every family in one page: ~5 min on a loaded 2-core machine with SwiftShader (pipelines
+// compile slowly there), so the page gets twice that.
+const PAGE_TIMEOUT_MS = 600_000;
 
 describe('kernels (headless Chromium)', () => {
   let browser: TestBrowser | undefined;
