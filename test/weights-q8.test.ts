@@ -23,7 +23,7 @@ import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { GpuModel } from '../engine/gpu-model.ts';
 import { GpuSession } from '../engine/gpu-session.ts';
 import { loadReferenceModel } from '../engine/reference/model.ts';
-import { dot } from '../engine/reference/weights.ts';
+import { dot } from '../engine/reference/ops.ts';
 import { dequantizeQ8, Q8_BLOCK, quantizeBf16Rows, RowQuantizer } from '../engine/quant-q8.ts';
 import { compareLogits } from './helpers/compare.ts';
 import { argmax } from './helpers/reference-greedy.ts';
