@@ -71,7 +71,8 @@ export const command = {
         process.stderr.write(
           `[gpu trace: ${shape.steps} decode steps; per step ${shape.submitsPerStep} submit, ${shape.dispatchesPerStep.max} dispatches ` +
             `for ${c.numLayers} layers (limit 8 per layer + 4: ${8 * c.numLayers + 4}), ${shape.createdPerStep} objects created, ${shape.mapsPerStep} read-back of ` +
-            `${shape.bytesReadPerStep} bytes; ${shape.pipelined} of ${shape.steps} steps had the next one submitted before their id came back]\n`,
+            `${shape.bytesReadPerStep} bytes; ${shape.pipelined} of ${shape.steps} steps had the next one submitted before their id came back` +
+            `${shape.overtaken ? ` (${shape.overtaken} came back with the previous one)` : ''}]\n`,
         );
       }
       const decodeTps = res.tokens.length > 1 ? ((res.tokens.length - 1) / res.decodeMs) * 1000 : 0;
