@@ -34,6 +34,10 @@ export type { SamplingParams } from './engine/sampling.ts';
 
 export {
   renderPrompt,
+  renderPromptIds,
+  renderPromptIdsAsync,
+  PromptTooLongError,
+  promptParts,
   renderMessage,
   conversationFromChatRequest,
   HarmonyParser,
@@ -45,6 +49,9 @@ export type {
   ReasoningEffort,
   HarmonyMessage,
   HarmonyConversation,
+  PromptPart,
+  PromptTokenizer,
+  RenderIdsOptions,
   HarmonyEvent,
   HarmonySpecial,
   ChatRequestLike,

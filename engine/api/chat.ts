@@ -5,7 +5,7 @@
  * This is an adapter over the session API; the engine itself knows nothing of OpenAI.
  */
 import type { GptOssTokenizer } from '../../loader/tokenizer.ts';
-import { conversationFromChatRequest, HarmonyParser, renderPrompt, type HarmonyEvent } from '../harmony/index.ts';
+import { conversationFromChatRequest, HarmonyParser, PromptTooLongError, renderPromptIdsAsync, type HarmonyConversation, type HarmonyEvent } from '../harmony/index.ts';
 import { ContextLimitError, type GpuSession } from '../gpu-session.ts';
 import { generate } from '../generate.ts';
 import type { SamplingParams } from '../sampling.ts';
@@ -33,8 +33,12 @@ interface Prepared {
   includeUsage: boolean;
 }
 
-/** Validates a request and renders its prompt; every problem is a 400 naming the parameter. */
-export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParams): Prepared {
+/**
+ * Validates a request and renders its prompt ids; every problem is a 400 naming the parameter.
+ * Async: a long prompt is tokenized in slices between event-loop turns, and given up on as soon
+ * as it cannot fit the context.
+ */
+export async function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParams, signal?: AbortSignal): Promise<Prepared> {
   if (p === null || typeof p !== 'object') throw new ApiError(400, 'the request body must be a JSON object');
   if (!Array.isArray(p.messages) || p.messages.length === 0) throw new ApiError(400, 'messages must be a non-empty array', 'invalid_request_error', 'messages');
   if (p.model !== undefined && p.model !== null && p.model !== b.modelId) {
@@ -60,17 +64,22 @@ export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParam
   }
   if (p.tool_choice === 'none') p = { ...p, tools: undefined };
 
-  let prompt: number[];
+  let conv: HarmonyConversation;
   try {
-    prompt = b.tokenizer.encode(renderPrompt(conversationFromChatRequest(p as never)));
+    conv = conversationFromChatRequest(p as never);
   } catch (e) {
-    if (e instanceof ApiError) throw e;
     throw new ApiError(400, (e as Error).message, 'invalid_request_error', 'messages');
   }
-  const room = b.contextLimit - prompt.length;
-  if (room < 1) {
-    throw new ApiError(400, `the prompt is ${prompt.length} tokens; this model's context limit is ${b.contextLimit}`, 'invalid_request_error', 'messages', 'context_length_exceeded');
+  let prompt: number[];
+  try {
+    // At least one token of the context is left for the answer.
+    prompt = await renderPromptIdsAsync(conv, b.tokenizer, { maxTokens: b.contextLimit - 1, signal });
+  } catch (e) {
+    if (!(e instanceof PromptTooLongError)) throw e;
+    throw new ApiError(400, `the prompt is ${e.exact ? '' : 'at least '}${e.atLeast} tokens; this model's context limit is ${b.contextLimit}`,
+      'invalid_request_error', 'messages', 'context_length_exceeded');
   }
+  const room = b.contextLimit - prompt.length;
   const requested = p.max_completion_tokens ?? p.max_tokens;
   const maxTokens = requested === undefined || requested === null ? room : num(requested, 'max_tokens', 1, Number.MAX_SAFE_INTEGER, room);
   if (!Number.isInteger(maxTokens)) throw new ApiError(400, `max_tokens must be an integer`, 'invalid_request_error', 'max_tokens');
@@ -213,7 +222,7 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
 }
 
 export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, signal?: AbortSignal): Promise<ChatCompletion> {
-  const prep = prepareRequest(b, p);
+  const prep = await prepareRequest(b, p, signal ?? p.signal);
   const r = await run(b, prep, () => {}, signal ?? p.signal);
   const m = r.mapper;
   return {
@@ -238,8 +247,8 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
 }
 
 /** The streamed form: chunks are produced as tokens are read back from the GPU. */
-export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, signal?: AbortSignal): AsyncIterable<ChatCompletionChunk> {
-  const prep = prepareRequest(b, p); // validation errors surface before streaming starts
+export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, signal?: AbortSignal): Promise<AsyncIterable<ChatCompletionChunk>> {
+  const prep = await prepareRequest(b, p, signal ?? p.signal); // validation errors surface before streaming starts
   const id = `chatcmpl-${randomId(24)}`;
   const created = Math.floor(Date.now() / 1000);
   const chunk = (delta: Delta, finish: FinishReason | null = null): ChatCompletionChunk => ({

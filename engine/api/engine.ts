@@ -134,6 +134,8 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
   let model: GpuModel | undefined;
   try {
     const tokenizer = await GptOssTokenizer.load(ck.source);
+    // Prompts are bounded by the longest token: find it now (a scan of the vocabulary) rather than in the first request.
+    tokenizer.maxTokenBytes();
     const modelOptions: ModelOptions = {
       contextLimit: o.contextLimit, kvFormat: o.kvFormat, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal: o.signal,
       onProgress: o.onProgress ? (bytesDone, bytesTotal) => o.onProgress!({ bytesDone, bytesTotal }) : undefined,
@@ -160,7 +162,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
         return queue.depth;
       },
       chat: { completions: { create: ((params: ChatCompletionCreateParams, opts?: { signal?: AbortSignal }) =>
-        params.stream ? Promise.resolve(streamCompletion(backend, params, opts?.signal)) : createCompletion(backend, params, opts?.signal)) as ChatCompletionsApi['create'] } },
+        params.stream ? streamCompletion(backend, params, opts?.signal) : createCompletion(backend, params, opts?.signal)) as ChatCompletionsApi['create'] } },
       createSession() {
         const s = new TextSession(new GpuSession(loaded), queue);
         sessions.add(s);
