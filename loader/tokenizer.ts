@@ -105,7 +105,11 @@ export class GptOssTokenizer {
     if (this.longestToken === undefined) {
       let longest = 0;
       // A piece stands for 1 byte per character (byte-level) or at most 3 (text): only long pieces can raise the maximum.
-      for (const [piece, id] of this.tok.get_vocab(false)) if (3 * piece.length > longest) longest = Math.max(longest, this.tokenBytes(id).length);
+      const pieces = this.tok.model?.vocab ?? [];
+      for (let id = 0; id < pieces.length; id++) {
+        const piece = pieces[id];
+        if (piece !== undefined && 3 * piece.length > longest && !this.added.has(id)) longest = Math.max(longest, this.tokenBytes(id).length);
+      }
       this.longestToken = longest;
     }
     return this.longestToken;
