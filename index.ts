@@ -37,6 +37,10 @@ export type { SamplingParams } from './engine/sampling.ts';
 
 export {
   renderPrompt,
+  renderPromptIds,
+  renderPromptIdsAsync,
+  PromptTooLongError,
+  promptParts,
   renderMessage,
   conversationFromChatRequest,
   HarmonyParser,
@@ -48,6 +52,9 @@ export type {
   ReasoningEffort,
   HarmonyMessage,
   HarmonyConversation,
+  PromptPart,
+  PromptTokenizer,
+  RenderIdsOptions,
   HarmonyEvent,
   HarmonySpecial,
   ChatRequestLike,

@@ -169,6 +169,8 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
   let model: GpuModel | undefined;
   try {
     const tokenizer = await GptOssTokenizer.load(ck.source);
+    // Prompts are bounded by the longest token: find it now (a scan of the vocabulary) rather than in the first request.
+    tokenizer.maxTokenBytes();
     model = await GpuModel.load(ck, gpu, modelOptions(o.onProgress, o.signal));
     const queue = new GpuQueue();
     const backend: LocalChatBackend = {
@@ -203,7 +205,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       } catch (e) {
         return Promise.reject(e);
       }
-      return params.stream ? Promise.resolve(streamCompletion(backend, params, opts)) : createCompletion(backend, params, opts);
+      return params.stream ? streamCompletion(backend, params, opts) : createCompletion(backend, params, opts);
     };
     return {
       backend: 'local',
