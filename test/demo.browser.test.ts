@@ -248,9 +248,18 @@ describe.each(BROWSER_CASES)('browser demo (%s)', (_label, name) => {
         },
       };
     }
-    // Firefox: another site (localhost instead of 127.0.0.1, another group of QuotaManager) with
-    // persisted storage fills the profile's limit but QUOTA_LEFT; an OPFS file resized to its
-    // size counts in full without writing it.
+    // Firefox keeps the bodies of a deleted cache while a Cache object on it is open (the page's
+    // worker has one) and frees them later: had that happened during the load, it would make room
+    // for the download. Reload (the worker and its Cache go) and wait until the usage has dropped.
+    await page.reload();
+    await page.waitForFunction(async (limit) => ((await navigator.storage.estimate()).usage ?? 0) < limit, { timeout: 60_000, polling: 500 }, QUOTA_LEFT / 2)
+      .catch(async () => {
+        const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
+        throw new Error(`the demo site still uses ${usage} bytes a minute after its cache was cleared and the page reloaded`);
+      });
+    // Another site (localhost instead of 127.0.0.1, another group of QuotaManager) with persisted
+    // storage fills the profile's limit but QUOTA_LEFT; an OPFS file resized to its size counts in
+    // full without writing it.
     const own = await page.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0);
     const fillBytes = FIREFOX_LIMIT_KIB * 1024 - own - QUOTA_LEFT;
     const filler = await browser!.newPage(`[${name} filler]`);
@@ -289,15 +298,15 @@ describe.each(BROWSER_CASES)('browser demo (%s)', (_label, name) => {
       expect(s.notices).toContain(s.loaded!.quotaWarning);
       expect(s.loaded!.networkBytes, 'bytes downloaded').toBeGreaterThan(QUOTA_LEFT);
       // The size shown after the load: what the cache kept. Chromium counts the stored bodies
-      // against the quota; Firefox stores them compressed (the scripted model's zeros shrink to
-      // little), so there only "part of the download" holds.
+      // against the quota; Firefox stores them compressed (JSON and the scripted model's zeros
+      // shrink), so more than QUOTA_LEFT of them may fit there, but still a small part.
       await page.waitForFunction(() => /^\d+\.\d (kB|MB)$/.test(document.querySelector('#cache-size')?.textContent ?? ''), { timeout: 30_000 });
       const shown = await page.$eval('#cache-size', (el) => el.textContent ?? '');
       const [value, unit] = shown.split(' ');
       const kept = Number(value) * (unit === 'MB' ? 1e6 : 1e3);
       console.log(`[${name}] kept in the cache: ${shown} of ${(s.loaded!.networkBytes / 1e6).toFixed(1)} MB downloaded`);
       if (name === 'chromium') expect(kept, `bytes cached (shown: ${shown}), within the ${QUOTA_LEFT} byte quota`).toBeLessThanOrEqual(QUOTA_LEFT);
-      else expect(kept, `bytes cached (shown: ${shown}), part of the download`).toBeLessThan(s.loaded!.networkBytes);
+      else expect(kept, `bytes cached (shown: ${shown}), a small part of the download`).toBeLessThan(s.loaded!.networkBytes / 4);
       await send('Say hello');
       await page.waitForFunction(() => !window.__demo.generating, { timeout: T, polling: 100 });
       expect(await page.evaluate(() => window.__demo.lastAnswer)).toBe(ANSWER_TEXT);
