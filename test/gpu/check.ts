@@ -8,6 +8,11 @@ export interface CaseResult {
   ok: boolean;
   maxErr: number;
   message: string;
+  /**
+   * The kernel code path the case ran (e.g. matmul 'tiled' or 'simple'), one of KERNEL_PATHS in
+   * test/kernels/index.ts; absent where a family has one path only.
+   */
+  path?: string;
 }
 
 /**

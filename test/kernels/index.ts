@@ -40,3 +40,75 @@ export const KERNEL_FAMILIES: Record<string, (device: GPUDevice) => Promise<Case
   sample: sampleCases,
   sample_candidates: sampleCandidateCases,
 };
+
+/**
+ * A kernel code path that a case table exercises and tags its results with (CaseResult.path).
+ * A path that needs device features (subgroups, shader-f16, subgroup matrices...) runs only where
+ * the device was granted them, and where it was not, its `fallback` path must have run instead:
+ * test/kernels.browser.test.ts checks this in every browser and prints which paths ran.
+ */
+export interface KernelPath {
+  family: string;
+  path: string;
+  /** Device features the path needs; [] where it runs on every device. */
+  requires: GPUFeatureName[];
+  /** The path of the same family that runs where `requires` is not met. */
+  fallback?: string;
+  /** Where the engine uses it. */
+  use: string;
+}
+
+/** Every tagged path; a case table that adds a path (e.g. an f16 or subgroup matmul) adds it here. */
+export const KERNEL_PATHS: KernelPath[] = [
+  { family: 'matmul', path: 'tiled', requires: [], use: 'GPUs (workgroup tiles, barriers)' },
+  { family: 'matmul', path: 'simple', requires: [], use: 'fallback (CPU) adapters such as SwiftShader (barrier-free)' },
+];
+
+export interface PathReport {
+  /** One line per declared path: whether and how often it ran, or why not and what ran instead. */
+  lines: string[];
+  /** What contradicts the declarations; empty when all is well. */
+  failures: string[];
+}
+
+/**
+ * Checks the paths tagged in `results` (by family) against KERNEL_PATHS on a device with
+ * `features`: a path whose features the device has must have run, one whose features it lacks
+ * must not have run and its fallback must have, and no result names an undeclared path.
+ */
+export function checkPaths(results: Record<string, CaseResult[]>, features: Iterable<string>): PathReport {
+  const have = new Set(features);
+  const ran = new Map<string, number>();
+  const failures: string[] = [];
+  for (const [family, list] of Object.entries(results)) {
+    for (const r of list) {
+      if (r.path === undefined) continue;
+      const id = `${family}/${r.path}`;
+      ran.set(id, (ran.get(id) ?? 0) + 1);
+      if (!KERNEL_PATHS.some((p) => p.family === family && p.path === r.path)) failures.push(`${id}: a case ran a path missing from KERNEL_PATHS (${r.message})`);
+    }
+  }
+  const lines: string[] = [];
+  for (const p of KERNEL_PATHS) {
+    if (!(p.family in results)) {
+      failures.push(`${p.family}/${p.path}: the family has no results`);
+      continue;
+    }
+    const id = `${p.family}/${p.path}`;
+    const n = ran.get(id) ?? 0;
+    const missing = p.requires.filter((f) => !have.has(f));
+    const needs = p.requires.length ? `needs ${p.requires.join(', ')}` : 'needs no feature';
+    if (missing.length === 0) {
+      lines.push(`${id} (${needs}; used on ${p.use}): ran ${n} cases`);
+      if (n === 0) failures.push(`${id}: the device has what the path needs, yet no case ran it`);
+    } else {
+      const fb = p.fallback === undefined ? 0 : (ran.get(`${p.family}/${p.fallback}`) ?? 0);
+      lines.push(`${id} (${needs}): not run, the device lacks ${missing.join(', ')}; ` +
+        (p.fallback === undefined ? 'no fallback declared' : `its fallback ${p.family}/${p.fallback} ran ${fb} cases`));
+      if (n > 0) failures.push(`${id}: ran ${n} cases on a device without ${missing.join(', ')}`);
+      if (p.fallback === undefined) failures.push(`${id}: needs ${missing.join(', ')} but declares no fallback`);
+      else if (fb === 0) failures.push(`${id}: the device lacks ${missing.join(', ')} and the fallback ${p.family}/${p.fallback} did not run either`);
+    }
+  }
+  return { lines, failures };
+}

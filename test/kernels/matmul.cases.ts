@@ -91,7 +91,7 @@ export async function matmulCases(device: GPUDevice): Promise<CaseResult[]> {
     const got = await readF32(device, bufs.out, tokens * stride);
     const want = cpuMatmul(w.values, b?.values ?? null, x, tokens, rows, k, init, !!s.acc, stride, offset);
     const shape = `T=${tokens} N=${rows} K=${k}${s.outStride ? ` stride=${stride} offset=${offset}` : ''}`;
-    results.push(checkClose(kern.key, shape, want, got, tol(k), 1e-4));
+    results.push({ ...checkClose(kern.key, shape, want, got, tol(k), 1e-4), path: variant });
     for (const buf of [bufs.x, bufs.weight, bufs.bias, bufs.out, bufs.step]) buf?.destroy();
   }
 
@@ -119,7 +119,7 @@ export async function matmulCases(device: GPUDevice): Promise<CaseResult[]> {
     const want = cpuMatmul(w.values, null, x, tokens, vocab, k, init, false);
     const shape = `lm_head chunks=${chunks.map((c) => `${c.rowStart}+${c.rows}`).join(',')} T=${tokens} V=${vocab} K=${k}`;
     const r = checkClose(parts.map((p) => p.kern.key).join(' + '), shape, want, got, tol(k), 1e-4);
-    results.push(chunks.length === 3 ? r : { ...r, ok: false, message: `${shape}: expected 3 chunks, got ${chunks.length}` });
+    results.push({ ...(chunks.length === 3 ? r : { ...r, ok: false, message: `${shape}: expected 3 chunks, got ${chunks.length}` }), path: variant });
     for (const buf of [xb, out, step, ...parts.map((p) => p.weight)]) buf.destroy();
   }
 
