@@ -12,7 +12,10 @@ export const command = {
   usage: [
     'Usage: gptoss plan (--model DIR|URL | --preset 20b|120b|tiny) [--context 4096,32768,131072]',
     '                   [--kv q8|f32] [--weights bf16|q8] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
+    '                   [--sessions N] [--kv-reuse]',
     '',
+    '  --sessions N     conversations kept at once (gptoss serve --conversations), each with its KV cache and scratch',
+    '  --kv-reuse       sliding layers keep the whole context, as the chat engine does to reuse a conversation\'s cache',
     '  --binding-limit  the adapter\'s maxStorageBufferBindingSize, at least 128MiB (tensors above it are split or refused)',
     '  --memory         GPU memory available; the plan fails with the sizes when the model does not fit',
   ].join('\n'),
@@ -22,7 +25,7 @@ export const command = {
       options: {
         model: { type: 'string' }, preset: { type: 'string' },
         context: { type: 'string', default: '4096,32768,131072' },
-        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, batch: { type: 'string', default: '128' },
+        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, batch: { type: 'string', default: '128' }, sessions: { type: 'string', default: '1' }, 'kv-reuse': { type: 'boolean' },
         'binding-limit': { type: 'string', default: '1GiB' }, memory: { type: 'string' },
       },
     });
@@ -55,7 +58,8 @@ export const command = {
       const plan = planMemory(
         config,
         { maxBufferSize: binding, maxStorageBufferBindingSize: binding, memoryLimit },
-        { contextLimit, maxBatch, kvFormat: values.kv as KvFormat, logitRows: 1, weights: weightsFlag(values.weights) },
+        { contextLimit, maxBatch, kvFormat: values.kv as KvFormat, logitRows: 1, weights: weightsFlag(values.weights),
+          sessions: intFlag(values.sessions, 'sessions', 1)!, kvReuse: values['kv-reuse'] === true },
       );
       console.log(describePlan(plan));
     }

@@ -11,7 +11,7 @@ export const command = {
   usage: [
     'Usage: gptoss serve --model DIR|URL [--port 8080] [--host 127.0.0.1] [--api-key KEY]',
     '                    [--cors ORIGIN[,ORIGIN]] [--max-tokens-cap N] [--request-timeout SECONDS]',
-    '                    [--model-id NAME] [--context N] [--kv q8|f32] [--weights bf16|q8]',
+    '                    [--model-id NAME] [--context N] [--kv q8|f32] [--weights bf16|q8] [--conversations N]',
     '',
     'Endpoints: POST /v1/chat/completions (JSON or SSE with "stream": true), POST /v1/responses,',
     'GET /v1/models, GET /health. Requests queue for the GPU.',
@@ -22,13 +22,16 @@ export const command = {
     `--max-tokens-cap (default ${DEFAULT_MAX_TOKENS_CAP}): a larger max_tokens is a 400; a request without one gets`,
     'min(cap, the context left). --request-timeout (default ' + DEFAULT_REQUEST_TIMEOUT + ', 0: none): seconds a generation',
     'may hold the GPU; then it stops and the answer ends with finish_reason "length".',
+    '--conversations N (default 4): conversations whose KV cache stays on the GPU between requests; a',
+    'request continuing one prefills only its new tokens (usage.prompt_tokens_details.cached_tokens).',
+    'Each costs one KV cache and activations: `gptoss plan --sessions N --kv-reuse` shows how much.',
   ].join('\n'),
   async run(argv: string[]): Promise<void> {
     const { values } = parseArgs({
       args: argv,
       options: {
         model: { type: 'string' }, port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' },
-        'api-key': { type: 'string' }, 'model-id': { type: 'string' }, context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, weights: { type: 'string' },
+        'api-key': { type: 'string' }, 'model-id': { type: 'string' }, context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, conversations: { type: 'string', default: '4' },
         cors: { type: 'string' }, 'max-tokens-cap': { type: 'string' }, 'request-timeout': { type: 'string' },
       },
     });
@@ -55,6 +58,7 @@ export const command = {
       contextLimit: intFlag(values.context, 'context', 1),
       kvFormat: values.kv,
       weights: weightsFlag(values.weights),
+      conversations: intFlag(values.conversations, 'conversations', 1),
       onProgress: ({ bytesDone, bytesTotal }) => {
         const now = Date.now();
         if (now - last > 2000 || bytesDone === bytesTotal) {

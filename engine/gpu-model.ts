@@ -47,6 +47,8 @@ export interface ModelOptions {
    * their cache from any earlier position (GpuSession.reuse); costs their KV at full context.
    */
   kvReuse?: boolean;
+  /** Sessions planned for (each with its own KV cache and activations; default 1). */
+  sessions?: number;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -117,6 +119,7 @@ export class GpuModel {
         logitRows: options.allLogits ? options.maxBatch ?? 128 : 1,
         weights: options.weights ?? 'bf16',
         kvReuse: options.kvReuse ?? false,
+        sessions: options.sessions ?? 1,
       },
     );
     const pipelines = PipelineCache.for(gpu.device);

@@ -29,6 +29,8 @@ export interface PlanOptions {
    * session can return to any earlier position (reusing a conversation's cache). Default false.
    */
   kvReuse?: boolean;
+  /** Sessions (conversations) kept at once, each with its own KV cache and activations (default 1). */
+  sessions?: number;
   /** Longest sequence a session can hold (prompt + generated tokens). */
   contextLimit: number;
   /** Tokens per prefill batch. */
@@ -176,11 +178,13 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
     }
   }
   const scratchBytes = Object.values(scratch).reduce((a, b) => a + b, 0);
-  const totalBytes = weightBytes + kvBytes + scratchBytes;
+  const sessions = o.sessions ?? 1;
+  if (!Number.isSafeInteger(sessions) || sessions < 1) throw new RangeError(`sessions must be an integer >= 1, got ${sessions}`);
+  const totalBytes = weightBytes + sessions * (kvBytes + scratchBytes);
   if (limits.memoryLimit !== undefined && totalBytes > limits.memoryLimit) {
     throw new ModelTooLargeError(
       `the model needs ${fmtBytes(totalBytes)} of GPU memory (weights ${fmtBytes(weightBytes)}, KV cache ${fmtBytes(kvBytes)} at context ${o.contextLimit}, ` +
-        `scratch ${fmtBytes(scratchBytes)}), but only ${fmtBytes(limits.memoryLimit)} is available`,
+        `scratch ${fmtBytes(scratchBytes)}${sessions > 1 ? `, both for each of ${sessions} conversations` : ''}), but only ${fmtBytes(limits.memoryLimit)} is available`,
       totalBytes, limits.memoryLimit,
     );
   }
@@ -199,10 +203,11 @@ export function describePlan(p: MemoryPlan): string {
   const o = p.options;
   const split = p.weights.filter((w) => w.chunks && w.chunks.length > 1).map((w) => `${w.name} in ${w.chunks!.length} chunks`);
   return [
-    `context ${o.contextLimit}, KV ${o.kvFormat}, batch ${o.maxBatch}`,
+    `context ${o.contextLimit}, KV ${o.kvFormat}${o.kvReuse ? ' (sliding layers keep the context, for reuse)' : ''}, batch ${o.maxBatch}` +
+      `${o.weights === 'q8' ? ', 8-bit lm_head' : ''}${(o.sessions ?? 1) > 1 ? `, ${o.sessions} conversations kept` : ''}`,
     `  weights  ${fmtBytes(p.weightBytes).padStart(10)}${split.length ? ` (${split.join(', ')})` : ''}`,
-    `  KV cache ${fmtBytes(p.kvBytes).padStart(10)}`,
-    `  scratch  ${fmtBytes(p.scratchBytes).padStart(10)}`,
+    `  KV cache ${fmtBytes(p.kvBytes).padStart(10)}${(o.sessions ?? 1) > 1 ? ' per conversation' : ''}`,
+    `  scratch  ${fmtBytes(p.scratchBytes).padStart(10)}${(o.sessions ?? 1) > 1 ? ' per conversation' : ''}`,
     `  total    ${fmtBytes(p.totalBytes).padStart(10)}`,
   ].join('\n');
 }

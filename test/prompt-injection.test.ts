@@ -31,7 +31,7 @@ let tok: GptOssTokenizer;
 let backend: LocalChatBackend;
 beforeAll(async () => {
   tok = await realTokenizer();
-  backend = { modelId: 'm', tokenizer: tok, contextLimit: 131072, session: undefined as never, queue: undefined as never };
+  backend = { modelId: 'm', tokenizer: tok, contextLimit: 131072, sessions: undefined as never, queue: undefined as never };
 });
 
 const USER = { role: 'user' as const, content: 'Weather in Paris?' };

@@ -6,13 +6,14 @@
  */
 import type { GptOssTokenizer } from '../../loader/tokenizer.ts';
 import { conversationFromChatRequest, HarmonyParser, PromptTooLongError, renderPromptIdsAsync, type HarmonyConversation, type HarmonyEvent } from '../harmony/index.ts';
-import { ContextLimitError, type GpuSession } from '../gpu-session.ts';
+import { ContextLimitError } from '../gpu-session.ts';
+import type { SessionPool } from './session-pool.ts';
 import { generate } from '../generate.ts';
 import type { SamplingParams } from '../sampling.ts';
 import type { GpuQueue } from './gpu-queue.ts';
 import { checkUnsupportedParams, paramOfMessage } from './params.ts';
 import {
-  ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams, type ChatToolCall, type FinishReason,
+  ApiError, type ChatCompletion, type ChatCompletionUsage, type ChatCompletionChunk, type ChatCompletionCreateParams, type ChatToolCall, type FinishReason,
 } from './types.ts';
 
 /** <|return|>, <|call|>, <|endoftext|>: the model is done with its turn. */
@@ -21,7 +22,8 @@ export const HARMONY_STOP_TOKENS = [200002, 200012, 199999];
 export interface LocalChatBackend {
   modelId: string;
   tokenizer: GptOssTokenizer;
-  session: GpuSession;
+  /** The conversations kept on the GPU; each request continues the one sharing most of its prompt. */
+  sessions: SessionPool;
   queue: GpuQueue;
   contextLimit: number;
 }
@@ -202,7 +204,16 @@ function randomId(n: number): string {
 interface RunResult {
   finishReason: FinishReason;
   completionTokens: number;
+  /** Prompt tokens whose KV cache an earlier request left and this one reused. */
+  cachedTokens: number;
   mapper: ChannelMapper;
+}
+
+function usage(prep: Prepared, r: RunResult): ChatCompletionUsage {
+  return {
+    prompt_tokens: prep.prompt.length, completion_tokens: r.completionTokens, total_tokens: prep.prompt.length + r.completionTokens,
+    prompt_tokens_details: { cached_tokens: r.cachedTokens },
+  };
 }
 
 /** Generates under the GPU lock, calling `emit` with each delta as tokens arrive. */
@@ -220,10 +231,12 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
       for (const e of events) for (const d of mapper.map(e)) emit(d);
       if (mapper.stopped) stopController.abort();
     };
-    b.session.reset();
+    // The conversation's cache from an earlier request: only what follows the common prefix is prefilled.
+    const session = b.sessions.acquire(prep.prompt);
+    const cachedTokens = session.reuse(prep.prompt);
     let res;
     try {
-      res = await generate(b.session, prep.prompt, {
+      res = await generate(session, prep.prompt.slice(cachedTokens), {
         maxTokens: prep.maxTokens,
         sampling: prep.sampling,
         stopTokens: HARMONY_STOP_TOKENS,
@@ -244,7 +257,7 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     const finishReason: FinishReason = mapper.called || (mapper.toolCalls.length > 0 && !mapper.stopped)
       ? 'tool_calls'
       : (res.finishReason === 'length' || timedOut) && !mapper.stopped ? 'length' : 'stop';
-    return { finishReason, completionTokens: res.tokens.length, mapper };
+    return { finishReason, completionTokens: res.tokens.length, cachedTokens, mapper };
   }, signal);
 }
 
@@ -268,7 +281,7 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
       finish_reason: r.finishReason,
       logprobs: null,
     }],
-    usage: { prompt_tokens: prep.prompt.length, completion_tokens: r.completionTokens, total_tokens: prep.prompt.length + r.completionTokens },
+    usage: usage(prep, r),
     system_fingerprint: 'local-webgpu',
   };
 }
@@ -301,7 +314,7 @@ export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCre
         (r) => {
           push(chunk({}, r.finishReason));
           if (prep.includeUsage) {
-            push({ ...chunk({}), choices: [] as never, usage: { prompt_tokens: prep.prompt.length, completion_tokens: r.completionTokens, total_tokens: prep.prompt.length + r.completionTokens } });
+            push({ ...chunk({}), choices: [] as never, usage: usage(prep, r) });
           }
         },
         (e) => (failure = e),

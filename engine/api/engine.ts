@@ -17,6 +17,7 @@ import { generate, type GenerateOptions, type GenerateResult } from '../generate
 import { ModelTooLargeError, type KvFormat, type WeightFormat } from '../memory-plan.ts';
 import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
+import { SessionPool } from './session-pool.ts';
 import { GpuRuntime, type EngineState } from './gpu-runtime.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
@@ -35,6 +36,18 @@ export interface CreateEngineOptions {
   kvFormat?: KvFormat;
   /** 'q8': 8-bit lm_head quantised at load (faster decode, stated error); default 'bf16' (exact). */
   weights?: WeightFormat;
+  /**
+   * Conversations whose KV cache is kept between requests (default 1): a request that repeats
+   * the start of an earlier one (the next turn of a chat) prefills only what is new and reports
+   * the rest as usage.prompt_tokens_details.cached_tokens. Each costs one session's KV cache
+   * and activations (`gptoss plan --sessions N`).
+   */
+  conversations?: number;
+  /**
+   * Keep the sliding-window layers' cache for the whole context (default true), so the next turn
+   * can reuse it after a long answer; false keeps only the window (less memory, fewer reuses).
+   */
+  kvReuse?: boolean;
   maxBatch?: number;
   /** GPU memory to plan against, when known. */
   memoryLimit?: number;
@@ -164,6 +177,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
   }
   const modelOptions = (onProgress: ((p: LoadProgress) => void) | undefined, signal: AbortSignal | undefined): ModelOptions => ({
     contextLimit: o.contextLimit, kvFormat: o.kvFormat, weights: o.weights, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal,
+    kvReuse: o.kvReuse ?? true, sessions: o.conversations ?? 1,
     onProgress: onProgress ? (bytesDone, bytesTotal) => onProgress({ bytesDone, bytesTotal }) : undefined,
   });
   let model: GpuModel | undefined;
@@ -176,7 +190,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
     const backend: LocalChatBackend = {
       modelId: o.modelId ?? defaultModelId(o.model),
       tokenizer,
-      session: new GpuSession(model),
+      sessions: new SessionPool(() => new GpuSession(runtime.model), o.conversations ?? 1),
       queue,
       contextLimit: model.contextLimit,
     };
@@ -193,9 +207,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
         }
       },
       install: (next) => queue.run(async () => {
-        const old = backend.session;
-        backend.session = new GpuSession(next.model);
-        old.dispose();
+        backend.sessions.replace(() => new GpuSession(next.model));
         sessions.clear(); // they lived on the lost device and say so when used
       }),
     });
@@ -233,7 +245,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       async dispose() {
         await queue.run(async () => {
           for (const s of sessions) s.dispose();
-          backend.session.dispose();
+          backend.sessions.dispose();
           runtime.dispose();
           await source.close();
         });

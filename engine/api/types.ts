@@ -45,6 +45,8 @@ export interface ChatCompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** As OpenAI reports prompt caching: the prompt tokens whose KV cache was reused, not recomputed. */
+  prompt_tokens_details?: { cached_tokens: number };
 }
 
 export interface ChatCompletion {
