@@ -5,7 +5,7 @@
  * an origin) the checkpoints, and the page opens them over HTTP Range requests, uploads them and
  * runs them on navigator.gpu. Checked in Node, per browser: golden tiny logits (f32 cache) and
  * greedy tokens of a synthetic tiny model with the real vocabulary against the CPU reference,
- * the golden model again from OPFS, and the matmul variant the engine chose for the adapter.
+ * the golden model again from OPFS, and the matmul/matvec variant the engine chose for the adapter.
  * No adapter in a browser is a failure, not a skip.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -77,7 +77,7 @@ afterAll(async () => {
 
 /** The matmul shader variant of the model's matmul kernels: 'simple' (with _simple) or 'tiled'. */
 function matmulVariant(r: EngineResult): string {
-  const variants = new Set(r.kernelKeys.filter((k) => k.startsWith('f32_bf16w_matmul')).map((k) => (k.endsWith('_simple') ? 'simple' : 'tiled')));
+  const variants = new Set(r.kernelKeys.filter((k) => k.startsWith('f32_bf16w_mat')).map((k) => (k.endsWith('_simple') ? 'simple' : 'tiled')));
   return [...variants].sort().join('+') || 'none';
 }
 

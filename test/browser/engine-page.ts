@@ -113,7 +113,9 @@ async function run(): Promise<EngineResult> {
   });
   const t2 = performance.now();
   log(`opened in ${(t1 - t0).toFixed(0)} ms, loaded in ${(t2 - t1).toFixed(0)} ms (${progress.calls} progress calls, ${progress.done}/${progress.total} bytes)`);
-  const kernelKeys = [...new Set(Object.values(model.kernels).flat().map((k: { key: string }) => k.key))].sort();
+  // The kernels of both sets (batched, and the one-token decode kernels under model.kernels.decode).
+  const kernelObjects = [...Object.values(model.kernels), ...Object.values(model.kernels.decode)].flat();
+  const kernelKeys = [...new Set(kernelObjects.map((k) => (k as { key?: string }).key).filter((k): k is string => typeof k === 'string'))].sort();
   const summary = {
     mode, source: source.description, opfs, adapter: gpu.info, fallback: gpu.fallback, deviceFeatures: [...gpu.device.features].sort(),
     kernelKeys, vocab: model.config.vocabSize, progress,
