@@ -62,6 +62,10 @@ export interface KernelPath {
 export const KERNEL_PATHS: KernelPath[] = [
   { family: 'matmul', path: 'tiled', requires: [], use: 'GPUs (workgroup tiles, barriers)' },
   { family: 'matmul', path: 'simple', requires: [], use: 'fallback (CPU) adapters such as SwiftShader (barrier-free)' },
+  { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
+  { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
+  { family: 'moe_decode', path: 'staged-norm', requires: [], use: 'GPUs: the decode gate_up normalises x once per workgroup' },
+  { family: 'moe_decode', path: 'per-invocation-norm', requires: [], use: 'fallback (CPU) adapters: every invocation computes the norm (no barriers)' },
 ];
 
 export interface PathReport {

@@ -269,8 +269,10 @@ export async function matvecCases(device: GPUDevice): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
   for (const variant of VARIANTS) {
-    await projectionCases(device, cache, variant, results);
-    await candidateCases(device, cache, variant, results);
+    const mine: CaseResult[] = [];
+    await projectionCases(device, cache, variant, mine);
+    await candidateCases(device, cache, variant, mine);
+    results.push(...mine.map((r) => ({ ...r, path: variant })));
   }
   return results;
 }

@@ -280,7 +280,7 @@ async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: Cas
         bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rw()), bufferFrom(device, gain.bytes)] as const;
       submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
       const got = await readF32(device, bufs[6], T * k * I);
-      out.push(checkClose(kern.key, `E=${E} T=${T} ${stageNorm ? 'staged' : 'per-invocation'} norm${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol));
+      out.push({ ...checkClose(kern.key, `E=${E} T=${T} ${stageNorm ? 'staged' : 'per-invocation'} norm${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path: stageNorm ? 'staged-norm' : 'per-invocation-norm' });
       for (const b of bufs) b.destroy();
     }
   }
