@@ -186,8 +186,12 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   const mv = { variant, accumulate: false, bias: false } as const;
   const lmChunks = chunks('lm_head').map((ch) => ch.rows);
   const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
+  // lm_head: 32 rows per workgroup, so x (read whole by every workgroup) adds 6% to the weight
+  // bytes rather than 25%; still ~6,300 workgroups.
+  const LM_ROWS = 32;
   const lmHead = new MatvecKernel(cache, {
-    ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: stage(H), weights: plan.options.weights === 'q8' ? 'q8' : 'bf16',
+    ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: matvecStageBytes(H, LM_ROWS) <= wgMemory,
+    weights: plan.options.weights === 'q8' ? 'q8' : 'bf16', rowsPerGroup: LM_ROWS,
   });
   return {
     rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps }),

@@ -25,8 +25,8 @@ import { bindBuffers, f32Literal, grid2d, kernelKey, type PipelineCache } from '
 import { SAMPLE_NOISE_FNS, SAMPLE_PARAMS_STRUCT } from './sample.ts';
 
 const WG = 256;
+/** Default rows per workgroup ('tiled'): enough workgroups for a 2880-row projection. */
 export const MATVEC_ROWS = 8;
-const LANES = WG / MATVEC_ROWS;
 
 export interface MatvecParams {
   inDim: number;
@@ -44,6 +44,12 @@ export interface MatvecParams {
   /** Stage x in workgroup memory (K * 4 bytes). */
   stageX: boolean;
   /**
+   * Rows per workgroup ('tiled'; a power of two from 1 to 256, default MATVEC_ROWS). Each
+   * workgroup reads all of x (K floats, from cache): more rows per workgroup read it less often
+   * per weight byte (lm_head, 201088 rows, uses 32), fewer give small projections more workgroups.
+   */
+  rowsPerGroup?: number;
+  /**
    * 'simple': one invocation per row, no workgroup memory or barriers, one candidate per row;
    * for CPU (fallback) adapters such as SwiftShader, where a barrier costs far more than the
    * arithmetic. GPUs use the default 'tiled'.
@@ -59,17 +65,19 @@ export interface MatvecParams {
 const SIMPLE_WG = 64;
 
 /** Sampling candidates a matvec over `rows` rows writes: one per workgroup, or one per row ('simple'). */
-export function matvecCandidates(rows: number, variant: 'tiled' | 'simple' = 'tiled'): number {
-  return variant === 'simple' ? rows : Math.ceil(rows / MATVEC_ROWS);
+export function matvecCandidates(rows: number, variant: 'tiled' | 'simple' = 'tiled', rowsPerGroup = MATVEC_ROWS): number {
+  return variant === 'simple' ? rows : Math.ceil(rows / rowsPerGroup);
 }
 
 /** Workgroup memory a matvec over K inputs uses when it stages x. */
-export function matvecStageBytes(inDim: number): number {
-  return inDim * 4 + 2 * WG * 4 + MATVEC_ROWS * 8;
+export function matvecStageBytes(inDim: number, rowsPerGroup = MATVEC_ROWS): number {
+  return inDim * 4 + 2 * WG * 4 + rowsPerGroup * 4;
 }
 
 export function matvecSource(p: MatvecParams): string {
   const simple = p.variant === 'simple';
+  const ROWS = p.rowsPerGroup ?? MATVEC_ROWS;
+  const LANES = WG / ROWS;
   const K = p.inDim;
   const chunks = p.chunkRows;
   const N = chunks.reduce((a, b) => a + b, 0);
@@ -127,13 +135,13 @@ const K4: u32 = ${K / 4}u;
 const K8: u32 = ${K / 8}u;
 const N: u32 = ${N}u;
 const OFFSET: u32 = ${p.outOffset ?? 0}u;
-const ROWS: u32 = ${MATVEC_ROWS}u;
+const ROWS: u32 = ${ROWS}u;
 const LANES: u32 = ${simple ? 1 : LANES}u;
 ${bindings.filter(Boolean).join('\n')}
 ${p.stageX && !simple ? `var<workgroup> xs: array<vec4<f32>, ${K / 4}>;` : ''}
 ${simple ? '' : `var<workgroup> red: array<f32, ${WG}>;
 var<workgroup> rowsum: array<f32, ${WG}>;
-var<workgroup> best_v: array<f32, ${MATVEC_ROWS}>;`}
+var<workgroup> best_v: array<f32, ${ROWS}>;`}
 
 const K16: u32 = ${K / 16}u;
 fn i8x4(w: u32) -> vec4<f32> {
@@ -250,11 +258,14 @@ export class MatvecKernel {
   constructor(cache: PipelineCache, readonly p: MatvecParams) {
     if (p.inDim % 8 !== 0 || p.inDim <= 0) throw new Error(`f32_bf16w_matvec: inDim ${p.inDim} must be a positive multiple of 8`);
     if (p.weights === 'q8' && p.inDim % 32 !== 0) throw new Error(`f32_q8w_matvec: inDim ${p.inDim} must be a multiple of 32`);
+    const rpg = p.rowsPerGroup ?? MATVEC_ROWS;
+    if (!Number.isInteger(Math.log2(rpg)) || rpg < 1 || rpg > WG) throw new Error(`f32_bf16w_matvec: rowsPerGroup ${rpg} must be a power of two from 1 to ${WG}`);
     if (p.chunkRows.length < 1 || p.chunkRows.some((r) => !(r >= 1))) throw new Error(`f32_bf16w_matvec: bad chunk rows ${p.chunkRows}`);
     this.rows = p.chunkRows.reduce((a, b) => a + b, 0);
     this.key = kernelKey(p.weights === 'q8' ? 'f32_q8w_matvec' : 'f32_bf16w_matvec', {
       k: p.inDim, n: p.chunkRows.join('+'), bias: p.bias, acc: p.accumulate, norm: p.normEps, o: p.outOffset || undefined, cand: p.candidates,
       stage: p.stageX && p.variant !== 'simple', simple: p.variant === 'simple',
+      rows: p.variant !== 'simple' && p.rowsPerGroup !== undefined && p.rowsPerGroup !== MATVEC_ROWS ? p.rowsPerGroup : undefined,
     });
     this.pipeline = cache.get(this.key, () => matvecSource(p));
   }
@@ -275,11 +286,11 @@ export class MatvecKernel {
 
   /** Candidates written per draw (with `candidates`). */
   get candidateCount(): number {
-    return matvecCandidates(this.rows, this.p.variant);
+    return matvecCandidates(this.rows, this.p.variant, this.p.rowsPerGroup);
   }
 
   encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup): void {
-    const [gx, gy] = grid2d(this.p.variant === 'simple' ? Math.ceil(this.rows / SIMPLE_WG) : Math.ceil(this.rows / MATVEC_ROWS));
+    const [gx, gy] = grid2d(this.p.variant === 'simple' ? Math.ceil(this.rows / SIMPLE_WG) : Math.ceil(this.rows / (this.p.rowsPerGroup ?? MATVEC_ROWS)));
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(gx, gy);

@@ -161,7 +161,7 @@ function topGap(logits: Float32Array, p: SamplingParams, step: number): number {
   return a - b;
 }
 
-async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: Variant, results: CaseResult[]): Promise<void> {
+async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: Variant, results: CaseResult[], rowsPerGroup = MATVEC_ROWS): Promise<void> {
   const n = LM_CHUNKS.reduce((a, b) => a + b, 0);
   const rng = new TestRng(n + LM_K);
   const d = makeData(rng, n, LM_K, false, true, 0.3);
@@ -178,7 +178,7 @@ async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: 
 
   const kern = new MatvecKernel(cache, {
     inDim: LM_K, chunkRows: LM_CHUNKS, bias: false, accumulate: false, normEps: EPS, candidates: true,
-    stageX: matvecStageBytes(LM_K) <= device.limits.maxComputeWorkgroupStorageSize, variant,
+    stageX: matvecStageBytes(LM_K, rowsPerGroup) <= device.limits.maxComputeWorkgroupStorageSize, variant, rowsPerGroup,
   });
   const pick = new SampleCandidatesKernel(cache, kern.candidateCount);
   const weights = chunkBuffers(device, d.w.bytes, LM_CHUNKS, LM_K);
@@ -199,7 +199,7 @@ async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: 
     return (await readU32(device, token, 1))[0]!;
   };
   const keys = `${kern.key} + ${pick.key}`;
-  const shape = `N=${n} K=${LM_K} chunks=${LM_CHUNKS.join('+')}`;
+  const shape = `N=${n} K=${LM_K} chunks=${LM_CHUNKS.join('+')}${variant === 'tiled' ? ` rows/workgroup=${rowsPerGroup}` : ''}`;
 
   // Greedy: the logits (exactly tied on the GPU too), the candidates, the draw.
   for (const p of GREEDY_DRAWS) {
@@ -213,7 +213,7 @@ async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: 
       ...(tied ? {} : { ok: false, message: `${keys} ${shape}: rows ${tieRows.join(',')} should have equal logits on the GPU, got ${tieRows.map((r) => logits[r]).join(', ')}` }),
     });
     // Each candidate: (logit bits, row) of its rows' largest logit, ties to the lower row.
-    const per = variant === 'simple' ? 1 : MATVEC_ROWS;
+    const per = variant === 'simple' ? 1 : rowsPerGroup;
     const wantCand = new Uint32Array(kern.candidateCount * 2);
     const bits = new Uint32Array(logits.buffer);
     for (let c = 0; c < kern.candidateCount; c++) {
@@ -272,6 +272,8 @@ export async function matvecCases(device: GPUDevice): Promise<CaseResult[]> {
     const mine: CaseResult[] = [];
     await projectionCases(device, cache, variant, mine);
     await candidateCases(device, cache, variant, mine);
+    // lm_head's tiled workgroups take 32 rows each (engine/gpu-model.ts).
+    if (variant === 'tiled') await candidateCases(device, cache, variant, mine, 32);
     results.push(...mine.map((r) => ({ ...r, path: variant })));
   }
   return results;
