@@ -6,7 +6,8 @@
  * stay clean; Node-only helpers live in `gpt-oss-webgpu/node`.
  */
 export { createEngine, TextSession } from './engine/api/engine.ts';
-export type { Engine, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress } from './engine/api/engine.ts';
+export type { Engine, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress, RecoverOptions } from './engine/api/engine.ts';
+export type { EngineState } from './engine/api/gpu-runtime.ts';
 export type { FallbackOptions } from './engine/api/remote.ts';
 export { ApiError } from './engine/api/types.ts';
 export type {
@@ -22,10 +23,12 @@ export type {
 export type { GenerateOptions, GenerateResult, FinishReason as GenerateFinishReason } from './engine/generate.ts';
 
 export { GpuUnavailableError } from './engine/gpu/device.ts';
+export { DeviceLostError } from './engine/gpu/device-lost.ts';
 export type { AdapterSummary } from './engine/gpu/device.ts';
 export { ModelTooLargeError } from './engine/memory-plan.ts';
 export type { KvFormat } from './engine/memory-plan.ts';
 export { ContextLimitError } from './engine/gpu-session.ts';
+export { PipelineError } from './kernels/pipeline-cache.ts';
 export { ModelLoadError } from './loader/errors.ts';
 export type { ModelLoadErrorCode, ModelLoadErrorDetails } from './loader/errors.ts';
 
@@ -34,6 +37,10 @@ export type { SamplingParams } from './engine/sampling.ts';
 
 export {
   renderPrompt,
+  renderPromptIds,
+  renderPromptIdsAsync,
+  PromptTooLongError,
+  promptParts,
   renderMessage,
   conversationFromChatRequest,
   HarmonyParser,
@@ -45,6 +52,9 @@ export type {
   ReasoningEffort,
   HarmonyMessage,
   HarmonyConversation,
+  PromptPart,
+  PromptTokenizer,
+  RenderIdsOptions,
   HarmonyEvent,
   HarmonySpecial,
   ChatRequestLike,
@@ -57,7 +67,7 @@ export { Checkpoint } from './loader/checkpoint.ts';
 export type { TensorRef, OpenOptions } from './loader/checkpoint.ts';
 export type { GptOssConfig } from './loader/config.ts';
 export type { ModelSource, ByteSource } from './loader/source.ts';
-export { httpSource, huggingFaceUrl } from './loader/source-http.ts';
+export { HTTP_DEFAULTS, httpSource, huggingFaceUrl } from './loader/source-http.ts';
 export type { HttpSourceOptions } from './loader/source-http.ts';
 export { blobSource } from './loader/source-blob.ts';
 export { directoryHandleSource } from './loader/source-fs-handle.ts';

@@ -10,6 +10,8 @@ if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // A run id for work shared between test files (the demo is built once per run).
+    globalSetup: ['test/helpers/global-setup.ts'],
     env,
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -1,6 +1,13 @@
 /** Small helpers over node:util parseArgs that turn bad flags into one clear line. */
+
+/** A bad flag or flag value: one line, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** Any other failure the CLI explains itself (a path it cannot write...): one line, exit code 1. */
+export class CliError extends Error {
+  override name = 'CliError';
 }
 
 export function intFlag(value: string | undefined, flag: string, min = 0): number | undefined {
@@ -24,12 +31,15 @@ export function parseIdList(value: string, flag: string): number[] {
   return ids;
 }
 
-/** "5GB", "200MiB", "1000" -> bytes */
-export function parseBytes(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(value.trim());
+/** "5GB", "200MiB", "1000" -> bytes; at least `min` (given as it is written in the message). */
+export function parseBytes(value: string, flag: string, min: { bytes: number; text: string } = { bytes: 1, text: '1 byte' }): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$/i.exec(value.trim());
   if (!m) throw new UsageError(`--${flag} must be a size such as 5GB or 512MiB, got ${JSON.stringify(value)}`);
-  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
-  return Math.round(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
+  const units: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+  const n = Math.round(Number(m[1]) * units[(m[2] ?? 'b').toLowerCase()]!);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${flag} is too large, got ${JSON.stringify(value)}`);
+  if (n < min.bytes) throw new UsageError(`--${flag} must be at least ${min.text}, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 export function formatBytes(n: number): string {
@@ -42,4 +52,20 @@ export function formatBytes(n: number): string {
     i++;
   }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+/** --weights bf16|q8 (default bf16: exact; q8: 8-bit lm_head quantised at load). */
+export function weightsFlag(value: string | undefined): 'bf16' | 'q8' {
+  if (value === undefined || value === 'bf16' || value === 'q8') return value ?? 'bf16';
+  throw new UsageError(`--weights must be bf16 or q8, got ${JSON.stringify(value)}`);
+}
+
+/** "128,1024" -> [128, 1024], each an integer >= min. */
+export function intListFlag(value: string, flag: string, min = 0): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const ns = parts.map(Number);
+  if (parts.some((s) => s === '') || !ns.every((n) => Number.isSafeInteger(n) && n >= min)) {
+    throw new UsageError(`--${flag} must be a comma-separated list of integers >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return ns;
 }

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { createEngine, type Engine } from '../engine/api/engine.ts';
 import type { ChatCompletionChunk, ChatMessageParam } from '../engine/api/types.ts';
 import { describeConfig } from '../loader/config.ts';
-import { formatBytes, intFlag, requireFlag, UsageError } from './args.ts';
+import { formatBytes, intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
 
 type Effort = 'low' | 'medium' | 'high';
 const EFFORTS: readonly Effort[] = ['low', 'medium', 'high'];
@@ -28,7 +28,7 @@ const HELP = [
 export const command = {
   summary: 'chat with a model in the terminal (streamed answers, reasoning shown dimmed)',
   usage: [
-    'Usage: gptoss chat --model DIR|URL [--effort low|medium|high] [--context N] [--kv q8|f32]',
+    'Usage: gptoss chat --model DIR|URL [--effort low|medium|high] [--context N] [--kv q8|f32] [--weights bf16|q8]',
     '                   [--temperature T] [--system TEXT]',
     '',
     'Type a message and press Enter. The conversation is kept until /reset.',
@@ -41,7 +41,7 @@ export const command = {
       args: argv,
       options: {
         model: { type: 'string' }, effort: { type: 'string', default: 'medium' }, context: { type: 'string' },
-        kv: { type: 'string', default: 'q8' }, temperature: { type: 'string' }, system: { type: 'string' },
+        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, temperature: { type: 'string' }, system: { type: 'string' },
       },
     });
     const model = requireFlag(values.model, 'model');
@@ -58,7 +58,7 @@ export const command = {
 
     let last = 0;
     const engine = await createEngine({
-      model, contextLimit, kvFormat: values.kv,
+      model, contextLimit, kvFormat: values.kv, weights: weightsFlag(values.weights),
       onProgress: ({ bytesDone, bytesTotal }) => {
         const now = Date.now();
         if (now - last > 2000 || bytesDone === bytesTotal) {

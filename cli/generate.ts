@@ -6,14 +6,14 @@ import { GptOssTokenizer } from '../loader/tokenizer.ts';
 import { GpuSession } from '../engine/gpu-session.ts';
 import { generate } from '../engine/generate.ts';
 import { validateSampling, type SamplingParams } from '../engine/sampling.ts';
-import { intFlag, requireFlag, UsageError } from './args.ts';
-import { loadGpuModel, unload } from './gpu.ts';
+import { intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
+import { checkGpu, loadGpuModel, unload } from './gpu.ts';
 
 export const command = {
   summary: 'generate a raw completion of a prompt on the GPU, streamed to stdout',
   usage: [
     'Usage: gptoss generate --model DIR|URL --prompt "..." [--max-tokens N] [--temperature T] [--top-p P]',
-    '                       [--top-k K] [--seed S] [--context N] [--kv q8|f32] [--gpu-trace FILE]',
+    '                       [--top-k K] [--seed S] [--context N] [--kv q8|f32] [--weights bf16|q8] [--gpu-trace FILE]',
     '',
     '--gpu-trace FILE  records the WebGPU calls of the generation and writes, as JSON, the shape of a',
     '                  decode step: submits, dispatches, objects created, bytes written and read back per',
@@ -28,7 +28,7 @@ export const command = {
         model: { type: 'string' }, prompt: { type: 'string' },
         'max-tokens': { type: 'string', default: '64' }, temperature: { type: 'string', default: '0' },
         'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' }, seed: { type: 'string', default: '0' },
-        context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, 'gpu-trace': { type: 'string' },
+        context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, 'gpu-trace': { type: 'string' },
       },
     });
     const prompt = requireFlag(values.prompt, 'prompt');
@@ -45,7 +45,7 @@ export const command = {
       throw new UsageError((e as Error).message);
     }
     if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
-    const loaded = await loadGpuModel(requireFlag(values.model, 'model'), { contextLimit: intFlag(values.context, 'context', 1), kvFormat: values.kv });
+    const loaded = await loadGpuModel(requireFlag(values.model, 'model'), { contextLimit: intFlag(values.context, 'context', 1), kvFormat: values.kv, weights: weightsFlag(values.weights) });
     try {
       const tok = await GptOssTokenizer.load(loaded.ck.source);
       const ids = tok.encode(prompt);
@@ -63,6 +63,7 @@ export const command = {
       });
       trace?.stop();
       process.stdout.write(dec.flush() + '\n');
+      await checkGpu(loaded);
       if (trace) {
         const shape = decodeShape(trace.events);
         const c = loaded.model.config;
@@ -70,7 +71,8 @@ export const command = {
         process.stderr.write(
           `[gpu trace: ${shape.steps} decode steps; per step ${shape.submitsPerStep} submit, ${shape.dispatchesPerStep.max} dispatches ` +
             `for ${c.numLayers} layers (limit 8 per layer + 4: ${8 * c.numLayers + 4}), ${shape.createdPerStep} objects created, ${shape.mapsPerStep} read-back of ` +
-            `${shape.bytesReadPerStep} bytes; ${shape.pipelined} of ${shape.steps} steps had the next one submitted before their id came back]\n`,
+            `${shape.bytesReadPerStep} bytes; ${shape.pipelined} of ${shape.steps} steps had the next one submitted before their id came back` +
+            `${shape.overtaken ? ` (${shape.overtaken} came back with the previous one)` : ''}]\n`,
         );
       }
       const decodeTps = res.tokens.length > 1 ? ((res.tokens.length - 1) / res.decodeMs) * 1000 : 0;

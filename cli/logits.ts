@@ -3,14 +3,14 @@
  * the golden `logits.f32` files.
  */
 import { parseArgs } from 'node:util';
-import { writeFile } from 'node:fs/promises';
 import { Checkpoint } from '../loader/checkpoint.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { loadReferenceModel } from '../engine/reference/model.ts';
 import { writeLogitsF32 } from '../engine/reference/logits-file.ts';
 import { GpuSession } from '../engine/gpu-session.ts';
 import { parseIdList, requireFlag, UsageError } from './args.ts';
-import { loadGpuModel, unload } from './gpu.ts';
+import { checkOutputFile, writeOutputFile } from './files.ts';
+import { checkGpu, loadGpuModel, unload } from './gpu.ts';
 
 export const command = {
   summary: 'compute the logits of a token sequence at every position',
@@ -40,10 +40,11 @@ export const command = {
     if (values.backend !== 'cpu' && values.backend !== 'gpu') throw new UsageError(`--backend must be cpu or gpu, got ${JSON.stringify(values.backend)}`);
     if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
     const model = requireFlag(values.model, 'model');
+    await checkOutputFile(out, 'out');
     const logits = values.backend === 'gpu'
       ? await gpuLogits(model, tokens, values['one-by-one'], values.kv)
       : await cpuLogits(model, tokens, values['one-by-one']);
-    await writeFile(out, writeLogitsF32(logits));
+    await writeOutputFile(out, writeLogitsF32(logits), 'out');
     const vocab = logits.length / tokens.length;
     const argmax = tokens.map((_, i) => {
       let best = 0;
@@ -65,9 +66,14 @@ async function gpuLogits(model: string, tokens: number[], oneByOne: boolean, kvF
     const vocab = loaded.model.config.vocabSize;
     checkVocab(tokens, vocab);
     const session = new GpuSession(loaded.model, { allLogits: !oneByOne });
-    if (!oneByOne) return (await session.append(tokens, 'all'))!;
-    const logits = new Float32Array(tokens.length * vocab);
-    for (let i = 0; i < tokens.length; i++) logits.set((await session.append([tokens[i]!], 'last'))!, i * vocab);
+    let logits: Float32Array;
+    if (!oneByOne) {
+      logits = (await session.append(tokens, 'all'))!;
+    } else {
+      logits = new Float32Array(tokens.length * vocab);
+      for (let i = 0; i < tokens.length; i++) logits.set((await session.append([tokens[i]!], 'last'))!, i * vocab);
+    }
+    await checkGpu(loaded);
     return logits;
   } finally {
     await unload(loaded);

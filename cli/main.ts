@@ -1,9 +1,10 @@
 /**
- * The `gptoss` command line. Each subcommand lives in its own module; this file only routes.
+ * The `gptoss` command line. Each subcommand lives in its own module; this file only routes,
+ * and turns every failure into one line on stderr and a non-zero exit code (the stack trace
+ * only with GPTOSS_DEBUG=1).
  */
-import { ModelLoadError } from '../loader/errors.ts';
-import { ModelTooLargeError } from '../engine/memory-plan.ts';
-import { GpuUnavailableError } from '../engine/gpu/device.ts';
+import { HTTP_DEFAULTS } from '../loader/source-http.ts';
+import { fsErrorCode, fsErrorMessage } from '../loader/fs-errors.ts';
 import { UsageError } from './args.ts';
 
 interface Command {
@@ -43,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const load = COMMANDS[name];
   if (!load) {
-    console.error(`gptoss: unknown command ${JSON.stringify(name)}\n\n${await help()}`);
+    console.error(`gptoss: unknown command ${JSON.stringify(name)}; gptoss --help lists the commands`);
     return 2;
   }
   const cmd = await load();
@@ -52,17 +53,36 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    applyEnvironment();
     await cmd.run(rest);
     return 0;
   } catch (e) {
+    if (process.env.GPTOSS_DEBUG) console.error(e);
     if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      console.error(`gptoss ${name}: ${(e as Error).message}\n\n${cmd.usage}`);
+      // node:util's "Unknown option '--x'. To specify a positional argument..." is shortened.
+      const unknown = /^Unknown option '([^']+)'/.exec((e as Error).message)?.[1];
+      console.error(`gptoss ${name}: ${unknown ? `unknown option ${unknown}` : oneLine(e)} (gptoss ${name} --help lists the options)`);
       return 2;
     }
-    if (e instanceof ModelLoadError || e instanceof ModelTooLargeError || e instanceof GpuUnavailableError || e instanceof RangeError) {
-      console.error(`gptoss ${name}: ${e.message}`);
-      return 1;
-    }
-    throw e;
+    console.error(`gptoss ${name}: ${oneLine(e)}`);
+    return 1;
   }
+}
+
+/** GPTOSS_HTTP_TIMEOUT (seconds): the HTTP loader's connect/idle timeout. */
+function applyEnvironment(): void {
+  const t = process.env.GPTOSS_HTTP_TIMEOUT;
+  if (t !== undefined && t !== '') {
+    const s = Number(t);
+    if (!(Number.isFinite(s) && s > 0)) throw new UsageError(`GPTOSS_HTTP_TIMEOUT must be a number of seconds > 0, got ${JSON.stringify(t)}`);
+    HTTP_DEFAULTS.timeoutMs = s * 1000;
+  }
+}
+
+/** What went wrong, in one line: a file-system error names its path; multi-line messages keep their first line. */
+export function oneLine(e: unknown): string {
+  const path = (e as { path?: unknown } | null)?.path;
+  if (fsErrorCode(e) && typeof path === 'string') return fsErrorMessage(path, e);
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n').map((l) => l.trim()).find(Boolean) ?? (e instanceof Error ? e.name : 'unknown error');
 }

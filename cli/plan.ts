@@ -5,15 +5,15 @@ import { describeConfig, type GptOssConfig } from '../loader/config.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { synthConfig, synthShape, isSynthPreset } from '../loader/synth.ts';
 import { describePlan, planMemory, type KvFormat } from '../engine/memory-plan.ts';
-import { intFlag, parseBytes, parseIdList, UsageError } from './args.ts';
+import { intFlag, parseBytes, parseIdList, UsageError, weightsFlag } from './args.ts';
 
 export const command = {
   summary: 'print the GPU memory plan (weights, KV cache, scratch) at several context lengths',
   usage: [
     'Usage: gptoss plan (--model DIR|URL | --preset 20b|120b|tiny) [--context 4096,32768,131072]',
-    '                   [--kv q8|f32] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
+    '                   [--kv q8|f32] [--weights bf16|q8] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
     '',
-    '  --binding-limit  the adapter\'s maxStorageBufferBindingSize (tensors above it are split or refused)',
+    '  --binding-limit  the adapter\'s maxStorageBufferBindingSize, at least 128MiB (tensors above it are split or refused)',
     '  --memory         GPU memory available; the plan fails with the sizes when the model does not fit',
   ].join('\n'),
   async run(argv: string[]): Promise<void> {
@@ -22,7 +22,7 @@ export const command = {
       options: {
         model: { type: 'string' }, preset: { type: 'string' },
         context: { type: 'string', default: '4096,32768,131072' },
-        kv: { type: 'string', default: 'q8' }, batch: { type: 'string', default: '128' },
+        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, batch: { type: 'string', default: '128' },
         'binding-limit': { type: 'string', default: '1GiB' }, memory: { type: 'string' },
       },
     });
@@ -30,9 +30,12 @@ export const command = {
     let what: string;
     if (values.model !== undefined) {
       const ck = await Checkpoint.open(await resolveModelSource(values.model));
-      config = ck.config;
+      try {
+        config = ck.config;
+      } finally {
+        await ck.close();
+      }
       what = values.model;
-      await ck.close();
     } else if (values.preset !== undefined && isSynthPreset(values.preset)) {
       config = synthConfig(synthShape(values.preset));
       what = `preset ${values.preset}`;
@@ -40,15 +43,19 @@ export const command = {
       throw new UsageError('give --model DIR|URL or --preset 20b|120b|tiny');
     }
     if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
-    const binding = parseBytes(values['binding-limit'], 'binding-limit');
+    // WebGPU guarantees every adapter at least this maxStorageBufferBindingSize.
+    const binding = parseBytes(values['binding-limit'], 'binding-limit', { bytes: 128 << 20, text: '128MiB (the WebGPU minimum)' });
     const memoryLimit = values.memory === undefined ? undefined : parseBytes(values.memory, 'memory');
+    const contexts = parseIdList(values.context, 'context');
+    if (contexts.includes(0)) throw new UsageError(`--context lengths must be at least 1, got ${JSON.stringify(values.context)}`);
+    const maxBatch = intFlag(values.batch, 'batch', 1)!;
     console.log(`${what}: ${describeConfig(config)}`);
     console.log(`adapter limits assumed: maxStorageBufferBindingSize ${binding}${memoryLimit ? `, memory ${memoryLimit}` : ''}`);
-    for (const contextLimit of parseIdList(values.context, 'context')) {
+    for (const contextLimit of contexts) {
       const plan = planMemory(
         config,
         { maxBufferSize: binding, maxStorageBufferBindingSize: binding, memoryLimit },
-        { contextLimit, maxBatch: intFlag(values.batch, 'batch', 1)!, kvFormat: values.kv as KvFormat, logitRows: 1 },
+        { contextLimit, maxBatch, kvFormat: values.kv as KvFormat, logitRows: 1, weights: weightsFlag(values.weights) },
       );
       console.log(describePlan(plan));
     }

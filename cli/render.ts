@@ -1,12 +1,13 @@
 /** `gptoss render`: the harmony prompt for an OpenAI chat-completions request body. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { conversationFromChatRequest, renderPrompt, type ChatRequestLike } from '../engine/harmony/index.ts';
+import { conversationFromChatRequest, renderPrompt, renderPromptIds, type ChatRequestLike, type HarmonyConversation } from '../engine/harmony/index.ts';
 import { GptOssTokenizer } from '../loader/tokenizer.ts';
 import { blobSource } from '../loader/source-blob.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { tokenizerFiles } from '../loader/synth-writer-node.ts';
 import { requireFlag, UsageError } from './args.ts';
+import { readInputFile } from './files.ts';
 
 export const command = {
   summary: 'print the harmony prompt rendered for a chat-completions request (JSON file)',
@@ -26,27 +27,28 @@ export const command = {
     const file = requireFlag(values.request, 'request');
     if (values.format !== 'text' && values.format !== 'ids') throw new UsageError(`--format must be text or ids, got ${JSON.stringify(values.format)}`);
     if (values.date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(values.date)) throw new UsageError(`--date must be YYYY-MM-DD, got ${JSON.stringify(values.date)}`);
-    const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    const text = file === '-' ? await readStdin() : await readInputFile(file, 'request');
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch (e) {
       throw new UsageError(`--request ${file} is not valid JSON: ${(e as Error).message}`);
     }
-    let prompt: string;
+    let conv: HarmonyConversation;
     try {
-      prompt = renderPrompt(conversationFromChatRequest(body as ChatRequestLike, values.date !== undefined ? { currentDate: values.date } : {}));
+      conv = conversationFromChatRequest(body as ChatRequestLike, values.date !== undefined ? { currentDate: values.date } : {});
     } catch (e) {
       if (e instanceof TypeError) throw new RangeError(`${file}: ${e.message}`);
       if (e instanceof RangeError) throw new RangeError(`${file}: ${e.message}`);
       throw e;
     }
     if (values.format === 'text') {
-      process.stdout.write(prompt + '\n');
+      // For reading only: text that spells a special token looks the same as the structure here.
+      process.stdout.write(renderPrompt(conv) + '\n');
       return;
     }
     const tok = await GptOssTokenizer.load(values.model !== undefined ? await resolveModelSource(values.model) : await packagedTokenizer());
-    process.stdout.write(tok.encode(prompt).join(',') + '\n');
+    process.stdout.write(renderPromptIds(conv, tok).join(',') + '\n');
   },
 };
 

@@ -4,14 +4,14 @@ import { createEngine } from '../engine/api/engine.ts';
 import { DEFAULT_MAX_TOKENS_CAP, DEFAULT_REQUEST_TIMEOUT, serve } from '../server/openai-server.ts';
 import { parseCorsOrigins } from '../server/security.ts';
 import { describeConfig } from '../loader/config.ts';
-import { formatBytes, intFlag, requireFlag, UsageError } from './args.ts';
+import { formatBytes, intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
 
 export const command = {
   summary: 'serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/responses)',
   usage: [
     'Usage: gptoss serve --model DIR|URL [--port 8080] [--host 127.0.0.1] [--api-key KEY]',
     '                    [--cors ORIGIN[,ORIGIN]] [--max-tokens-cap N] [--request-timeout SECONDS]',
-    '                    [--model-id NAME] [--context N] [--kv q8|f32]',
+    '                    [--model-id NAME] [--context N] [--kv q8|f32] [--weights bf16|q8]',
     '',
     'Endpoints: POST /v1/chat/completions (JSON or SSE with "stream": true), POST /v1/responses,',
     'GET /v1/models, GET /health. Requests queue for the GPU.',
@@ -28,7 +28,7 @@ export const command = {
       args: argv,
       options: {
         model: { type: 'string' }, port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' },
-        'api-key': { type: 'string' }, 'model-id': { type: 'string' }, context: { type: 'string' }, kv: { type: 'string', default: 'q8' },
+        'api-key': { type: 'string' }, 'model-id': { type: 'string' }, context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, weights: { type: 'string' },
         cors: { type: 'string' }, 'max-tokens-cap': { type: 'string' }, 'request-timeout': { type: 'string' },
       },
     });
@@ -54,6 +54,7 @@ export const command = {
       modelId: values['model-id'],
       contextLimit: intFlag(values.context, 'context', 1),
       kvFormat: values.kv,
+      weights: weightsFlag(values.weights),
       onProgress: ({ bytesDone, bytesTotal }) => {
         const now = Date.now();
         if (now - last > 2000 || bytesDone === bytesTotal) {

@@ -26,7 +26,10 @@ export const command = {
     if (values.decode === undefined && positionals.length !== 1) throw new UsageError('give the text to encode as one argument');
     const tok = await loadTokenizer(values.model);
     if (values.decode !== undefined) {
-      process.stdout.write(tok.decode(parseIdList(values.decode, 'decode')) + '\n');
+      const ids = parseIdList(values.decode, 'decode');
+      const unknown = ids.find((id) => !tok.hasId(id));
+      if (unknown !== undefined) throw new UsageError(`--decode: token id ${unknown} is not in the tokenizer's vocabulary`);
+      process.stdout.write(tok.decode(ids) + '\n');
     } else {
       process.stdout.write(tok.encode(positionals[0]!, { allowSpecial: !values['no-special'] }).join(',') + '\n');
     }

@@ -68,3 +68,19 @@ export async function generate(session: GpuSession, prompt: number[], o: Generat
   }
   return { tokens, finishReason, promptTokens: prompt.length, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
 }
+
+/**
+ * `count` decode steps after a draw (session.sample or a previous step), pipelined like
+ * generate(): step i+1 is submitted before step i is read back. Returns the drawn ids; the last
+ * one is left pending. For benchmarks and tools that decode a fixed number of tokens.
+ */
+export async function decodeSteps(session: GpuSession, count: number, sampling: SamplingParams): Promise<number[]> {
+  const ids: number[] = [];
+  let inFlight: Promise<number> | null = count > 0 ? session.enqueueStep(sampling) : null;
+  for (let i = 0; i < count; i++) {
+    const ahead = i + 1 < count ? session.enqueueStep(sampling) : null;
+    ids.push(await inFlight!);
+    inFlight = ahead;
+  }
+  return ids;
+}

@@ -21,7 +21,7 @@ import { SampleCandidatesKernel, SampleKernel } from '../kernels/sample.ts';
 import { MatvecKernel, matvecStageBytes } from '../kernels/matvec.ts';
 import { DecodeAttentionKernel } from '../kernels/attention-decode.ts';
 import { RouterDecodeKernel } from '../kernels/router.ts';
-import type { GpuParam } from './memory-plan.ts';
+import type { GpuParam, WeightFormat } from './memory-plan.ts';
 
 export interface ModelOptions {
   /** Longest sequence of the sessions this model will serve (default min(4096, max positions)). */
@@ -37,6 +37,16 @@ export interface ModelOptions {
    * allLogits: maxBatch rows of logits instead of one). Default false.
    */
   allLogits?: boolean;
+  /**
+   * 'q8' stores lm_head as 8-bit weights (blocks of 32 with an f32 scale, quantised at load:
+   * engine/quant-q8.ts), reading 44% fewer bytes per token; default 'bf16' (exact).
+   */
+  weights?: WeightFormat;
+  /**
+   * Sliding-window layers keep the whole context (not only the window) so sessions can reuse
+   * their cache from any earlier position (GpuSession.reuse); costs their KV at full context.
+   */
+  kvReuse?: boolean;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -92,7 +102,11 @@ export class GpuModel {
   static async load(ck: Checkpoint, gpu: GpuContext, options: ModelOptions = {}): Promise<GpuModel> {
     const c = ck.config;
     const kvFormat = options.kvFormat ?? 'q8';
+    if (options.weights !== undefined && options.weights !== 'bf16' && options.weights !== 'q8') {
+      throw new RangeError(`weights must be 'bf16' or 'q8', got ${JSON.stringify(options.weights)}`);
+    }
     if (kvFormat !== 'q8' && kvFormat !== 'f32') throw new RangeError(`kvFormat must be 'q8' or 'f32', got ${JSON.stringify(kvFormat)}`);
+    if (kvFormat === 'q8' && c.headDim % 4 !== 0) throw new RangeError(`the q8 KV cache needs head_dim to be a multiple of 4, got ${c.headDim}: use kvFormat 'f32'`);
     const plan = planMemory(
       c,
       { maxBufferSize: gpu.device.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize, memoryLimit: options.memoryLimit },
@@ -101,10 +115,14 @@ export class GpuModel {
         maxBatch: options.maxBatch ?? 128,
         kvFormat,
         logitRows: options.allLogits ? options.maxBatch ?? 128 : 1,
+        weights: options.weights ?? 'bf16',
+        kvReuse: options.kvReuse ?? false,
       },
     );
     const pipelines = PipelineCache.for(gpu.device);
     const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize);
+    // A kernel the device refuses (WGSL or pipeline validation) fails the load, naming the kernel.
+    await pipelines.verify();
     const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal });
     const model = new GpuModel(gpu, c, plan, weights, pipelines, kernels);
     // The plan is what the memory check and `gptoss plan` report: it must be what was allocated
@@ -130,6 +148,10 @@ export class GpuModel {
 
   get maxBatch(): number {
     return this.plan.options.maxBatch;
+  }
+
+  get weightFormat(): WeightFormat {
+    return this.plan.options.weights ?? 'bf16';
   }
 
   get kvFormat(): KvFormat {
@@ -162,7 +184,9 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   const lmChunks = chunks('lm_head').map((ch) => ch.rows);
   const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
   const prefillAttn = (window: number) => new AttentionKernel(cache, { ...attn(window), qStride: qkvRows, variant });
-  const lmHead = new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: stage(H) });
+  const lmHead = new MatvecKernel(cache, {
+    ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: stage(H), weights: plan.options.weights === 'q8' ? 'q8' : 'bf16',
+  });
   return {
     rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps }),
     qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant }),

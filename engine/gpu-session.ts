@@ -11,8 +11,12 @@
  */
 import type { GptOssConfig } from '../loader/config.ts';
 import { createBuffer, readBuffer } from './gpu/buffers.ts';
+import { gpuWait, throwIfLost } from './gpu/device-lost.ts';
 import type { GpuModel } from './gpu-model.ts';
-import { validateSampling, type SamplingParams } from './sampling.ts';
+import { GREEDY, validateSampling, type SamplingParams } from './sampling.ts';
+import { profileOps, type ProfiledOp, type StepProfile } from './gpu-profiler.ts';
+import { denseReads, rowReads, type ReadEstimate } from './read-bytes.ts';
+import { bindDecodeLayer, bindPrefillLayer } from './session-layers.ts';
 import { writeStep, STEP_BYTES } from '../kernels/common.ts';
 import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts';
 import { ropeTableData } from './reference/rope.ts';
@@ -37,6 +41,8 @@ export interface SessionOptions {
 export interface BoundOp {
   name: string;
   run(pass: GPUComputePassEncoder, tokens: number, pos: number): void;
+  /** Bytes it reads (for the profile's GB/s). */
+  reads?: ReadEstimate;
 }
 
 /** Steps submitted but not yet read back, at most: one being read, one running behind it. */
@@ -44,12 +50,16 @@ const MAX_IN_FLIGHT = 2;
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
+export type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
   'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
 
 export class GpuSession {
   readonly contextLimit: number;
   private pos = 0;
+  /** The token fed at each position 0..pos-1 (-1 until a step in flight is read back). */
+  private history: number[] = [];
+  /** The most recent draw's id, for the history of the step that feeds it. */
+  private lastDraw: Promise<number> | null = null;
   /** A token sampled but not yet fed through the model (null: none, or not read back yet). */
   private pending: number | null = null;
   /** tokens[0] on the GPU holds the pending token (false after a rewind). */
@@ -70,6 +80,8 @@ export class GpuSession {
   /** lm_head over the last prefill position (xLast) and over the decode token (x row 0). */
   private readonly lmHeadLast: BoundOp;
   private readonly lmHeadDecode: BoundOp;
+  /** allLogits sessions of an 8-bit lm_head: one row of logits at a time, into rowLogits. */
+  private readonly lmHeadRow: { op: BoundOp; out: GPUBuffer } | null;
   private readonly sampleFull: BoundOp;
   private readonly sampleCand: BoundOp;
   private readonly logitRows: number;
@@ -108,29 +120,40 @@ export class GpuSession {
       this.track(createBuffer(dev, 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `token_readback${i}`)));
     dev.queue.writeBuffer(this.b.rope, 0, ropeTableData(c, this.contextLimit));
     for (let l = 0; l < c.numLayers; l++) {
-      const cap = kvCapacity(c.layerTypes[l]!, c.slidingWindow, this.contextLimit, T);
+      const cap = kvCapacity(c.layerTypes[l]!, c.slidingWindow, this.contextLimit, T, model.plan.options.kvReuse);
       const kv = createKvCache(dev, model.kvFormat, cap, c.numKvHeads, c.headDim, `kv${l}`);
       this.kv.push(kv);
       this.buffers.push(kv.k, kv.v);
-      this.prefillLayers.push(this.bindPrefillLayer(l, kv));
-      this.decodeLayers.push(this.bindDecodeLayer(l, kv));
+      this.prefillLayers.push(bindPrefillLayer(model, this.b, l, kv));
+      this.decodeLayers.push(bindDecodeLayer(model, this.b, l, kv));
     }
     const kn = model.kernels;
     const B = this.b;
     const embedW = model.weight('embed');
-    this.embed = kn.embed.map((k, i) => op(k.key, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.step }), (p, bg, n) => k.encode(p, bg, n)));
-    this.finalNorm = op(kn.rmsnorm.key, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), (p, bg, n) => kn.rmsnorm.encode(p, bg, n));
+    const H = c.hiddenSize * 4;
+    this.embed = kn.embed.map((k, i) => op(k.key, k.bind(dev, { tokens: B.tokens, weight: embedW[i]!, x: B.x, step: B.step }), (p, bg, n) => k.encode(p, bg, n),
+      rowReads([embedW[i]!], c.vocabSize, 4)));
+    this.finalNorm = op(kn.rmsnorm.key, kn.rmsnorm.bind(dev, B.x, model.weight('norm')[0]!, B.h), (p, bg, n) => kn.rmsnorm.encode(p, bg, n),
+      denseReads(model.weight('norm'), H));
     const lm = model.weight('lm_head');
-    this.lmHeadAll = options.allLogits
+    this.lmHeadAll = options.allLogits && model.weightFormat === 'bf16'
       ? kn.lmHead.map((k, i) => op(k.key, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.step }), (p, bg, n) => k.encode(p, bg, n)))
       : [];
     const lmd = kn.decode.lmHead;
     const lmBind = (x: GPUBuffer) => lmd.bind(dev, { x, out: B.logits, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
-    this.lmHeadLast = op(lmd.key, lmBind(B.xLast), (p, bg) => lmd.encode(p, bg));
-    this.lmHeadDecode = op(lmd.key, lmBind(B.x), (p, bg) => lmd.encode(p, bg));
-    this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1));
+    const lmReads = denseReads([...lm, ...model.weight('norm')], H);
+    this.lmHeadLast = op(lmd.key, lmBind(B.xLast), (p, bg) => lmd.encode(p, bg), lmReads);
+    this.lmHeadDecode = op(lmd.key, lmBind(B.x), (p, bg) => lmd.encode(p, bg), lmReads);
+    if (options.allLogits && this.lmHeadAll.length === 0) {
+      const out = f32(c.vocabSize, 'row_logits');
+      const bg = lmd.bind(dev, { x: B.xLast, out, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
+      this.lmHeadRow = { op: op(lmd.key, bg, (p, g) => lmd.encode(p, g)), out };
+    } else {
+      this.lmHeadRow = null;
+    }
+    this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1), denseReads([], c.vocabSize * 4));
     const sc = kn.decode.sampleCandidates;
-    this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg));
+    this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg), denseReads([], sc.candidates * 8));
   }
 
   /** Tokens in the KV cache (including steps submitted but not yet read back). */
@@ -168,14 +191,16 @@ export class GpuSession {
       const enc = dev.createCommandEncoder({ label: `prefill ${this.pos}+${n}` });
       const pass = enc.beginComputePass();
       for (const o of this.prefillOps()) o.run(pass, n, this.pos);
-      if (want === 'all') {
+      if (want === 'all' && this.lmHeadAll.length > 0) {
         this.finalNorm.run(pass, n, this.pos);
         for (const k of this.lmHeadAll) k.run(pass, n, this.pos);
       }
       pass.end();
+      if (want === 'all' && this.lmHeadAll.length === 0) this.encodeRowLogits(enc, n);
       enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
       dev.queue.submit([enc.finish()]);
       this.pos += n;
+      this.history.push(...batch);
       if (all) all.set(new Float32Array(await readBuffer(dev, this.b.logits, n * c.vocabSize * 4)), at * c.vocabSize);
     }
     this.hasLogits = tokens.length > 0 || this.hasLogits;
@@ -229,6 +254,16 @@ export class GpuSession {
       dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array([this.pending!]));
       this.pendingOnGpu = true;
     }
+    const feedIndex = this.history.length;
+    if (this.pending !== null) {
+      this.history.push(this.pending);
+    } else {
+      // The token fed is the previous step's draw, still on its way back.
+      this.history.push(-1);
+      void this.lastDraw?.then((id) => {
+        if (this.history.length > feedIndex) this.history[feedIndex] = id;
+      }, () => {});
+    }
     this.pending = null;
     const pos = this.pos;
     writeStep(dev, this.b.step, 1, pos);
@@ -238,10 +273,12 @@ export class GpuSession {
     for (const o of this.decodeOps(params)) o.run(pass, 1, pos);
     pass.end();
     this.pos += 1;
-    return this.submitToken(enc).then((id) => {
+    const draw = this.submitToken(enc).then((id) => {
       if (this.inFlight === 0) this.pending = id;
       return id;
     });
+    this.lastDraw = draw;
+    return draw;
   }
 
   /** Feeds the pending token and samples the one after it: one command buffer, one 4-byte read. */
@@ -257,8 +294,45 @@ export class GpuSession {
     this.checkIdle();
     if (this.pos < 1) throw new Error('nothing to rewind');
     this.pos -= 1;
+    this.history.length = this.pos;
     this.pending = token;
     this.pendingOnGpu = false;
+  }
+
+  /** The tokens in the KV cache, in order (a copy). */
+  get tokens(): number[] {
+    return this.history.slice();
+  }
+
+  /**
+   * Prepares the session for `prompt` keeping what its cache already holds: the longest common
+   * prefix of the cached tokens and the prompt stays (at most prompt.length - 1 tokens, so the
+   * last one is fed again and gives the logits to draw from), the rest is forgotten. Returns the
+   * number of prompt tokens kept; append(prompt.slice(that)) continues.
+   *
+   * Full layers keep every position. Sliding-window layers keep the window + maxBatch - 1 most
+   * recent ones unless the model was loaded with kvReuse: going back further than that would
+   * need keys they have overwritten, so the session then starts over (returns 0).
+   */
+  reuse(prompt: readonly number[]): number {
+    this.checkIdle();
+    const h = this.history;
+    let p = 0;
+    const max = Math.min(h.length, prompt.length - 1);
+    while (p < max && h[p] === prompt[p]) p++;
+    const c = this.model.config;
+    if (!this.model.plan.options.kvReuse && c.layerTypes.includes('sliding')) {
+      const cap = kvCapacity('sliding', c.slidingWindow, this.contextLimit, this.model.maxBatch);
+      // Keys a token at position p attends to in sliding layers: max(0, p - W + 1) .. p - 1;
+      // the ring holds positions pos - cap .. pos - 1.
+      if (p > 0 && Math.max(0, p - c.slidingWindow + 1) < this.pos - cap) p = 0;
+    }
+    this.pos = p;
+    h.length = p;
+    this.pending = null;
+    this.pendingOnGpu = false;
+    this.hasLogits = false;
+    return p;
   }
 
   /**
@@ -277,6 +351,7 @@ export class GpuSession {
     this.pendingOnGpu = false;
     writeStep(dev, this.b.step, 1, this.pos);
     writeSampleParams(dev, this.b.sampleParams, greedy, { step: this.pos + 1 });
+    this.history.push(token);
     const enc = dev.createCommandEncoder({ label: `decode logits ${this.pos}` });
     const pass = enc.beginComputePass();
     for (const o of this.decodeOps(greedy).slice(0, -1)) o.run(pass, 1, this.pos);
@@ -299,45 +374,53 @@ export class GpuSession {
   }
 
   /**
-   * Debugging aid: runs the forward pass of `tokens` tokens at the current position with every
-   * kernel in its own submission and returns the wall time of each, summed per kernel name.
-   * Leaves the session as if those tokens had been appended.
+   * Debugging aid: records what a step of `tokens` tokens runs at the current position in ONE
+   * command buffer, each kernel in its own compute pass between GPU timestamps (needs
+   * 'timestamp-query'), and returns each kernel's GPU time and estimated bytes read. One token:
+   * a decode step (the fused one-token kernels, lm_head, greedy draw); more: a prefill batch,
+   * then the last position's lm_head and a greedy draw. Leaves the session as if the tokens had
+   * been appended (sample() draws the next one; no token is pending).
    */
-  async profile(tokens: number[]): Promise<Map<string, number>> {
+  async profile(tokens: number[]): Promise<StepProfile> {
     this.checkIdle();
     const dev = this.model.gpu.device;
+    const c = this.model.config;
     const n = tokens.length;
     if (n < 1 || n > this.model.maxBatch) throw new RangeError(`profile takes 1..${this.model.maxBatch} tokens`);
     if (this.pos + n > this.contextLimit) throw new ContextLimitError(this.pos + n, this.contextLimit);
+    const pos0 = this.pos;
     dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(tokens));
-    writeStep(dev, this.b.step, n, this.pos);
-    await dev.queue.onSubmittedWorkDone();
-    const times = new Map<string, number>();
-    const ops = n === 1 ? this.decodeOps({ temperature: 0, topK: 0, topP: 1, seed: 0 }).slice(0, -2) : this.prefillOps();
-    for (const o of ops) {
-      const t0 = performance.now();
-      const enc = dev.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      o.run(pass, n, this.pos);
-      pass.end();
-      dev.queue.submit([enc.finish()]);
-      await dev.queue.onSubmittedWorkDone();
-      times.set(o.name, (times.get(o.name) ?? 0) + performance.now() - t0);
+    writeStep(dev, this.b.step, n, pos0);
+    writeSampleParams(dev, this.b.sampleParams, GREEDY, { step: pos0 + n, outIndex: 0 });
+    const prof = (b: BoundOp, count: number): ProfiledOp => ({ name: b.name, bytesRead: b.reads?.(count, pos0), run: (pass) => b.run(pass, count, pos0) });
+    let ops: ProfiledOp[];
+    if (n === 1) {
+      ops = this.decodeOps(GREEDY).map((b) => prof(b, 1));
+    } else {
+      const lm = prof(this.lmHeadLast, 1);
+      lm.before = (enc) => enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
+      ops = [...this.prefillOps().map((b) => prof(b, n)), lm, prof(this.sampleCand, 1)];
     }
-    const c = this.model.config;
-    const enc = dev.createCommandEncoder();
-    enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
-    dev.queue.submit([enc.finish()]);
+    const result = await profileOps(dev, ops);
+    if (n === 1) {
+      // sample() draws from the last position's hidden state: the decode step left it in x.
+      const enc = dev.createCommandEncoder();
+      enc.copyBufferToBuffer(this.b.x, 0, this.b.xLast, 0, c.hiddenSize * 4);
+      dev.queue.submit([enc.finish()]);
+    }
     this.pos += n;
+    this.history.push(...tokens);
     this.pending = null;
+    this.pendingOnGpu = false;
     this.hasLogits = true;
-    return times;
+    return { tokens: n, position: pos0, ...result };
   }
 
   /** Forgets the sequence (the KV cache is simply overwritten from position 0). */
   reset(): void {
     this.checkIdle();
     this.pos = 0;
+    this.history = [];
     this.pending = null;
     this.pendingOnGpu = false;
     this.hasLogits = false;
@@ -349,6 +432,24 @@ export class GpuSession {
     for (const b of this.buffers) b.destroy();
   }
 
+  /**
+   * Every row's logits through the one-row lm_head (8-bit lm_head, which the batched matmul
+   * does not read), each copied to its place.
+   */
+  private encodeRowLogits(enc: GPUCommandEncoder, n: number): void {
+    const c = this.model.config;
+    const dev = this.model.gpu.device;
+    const row = this.lmHeadRow!;
+    writeSampleParams(dev, this.b.sampleParams, { temperature: 0, topK: 0, topP: 1, seed: 0 }, { step: this.pos });
+    for (let r = 0; r < n; r++) {
+      enc.copyBufferToBuffer(this.b.x, r * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
+      const pass = enc.beginComputePass();
+      row.op.run(pass, 1, this.pos);
+      pass.end();
+      enc.copyBufferToBuffer(row.out, 0, this.b.logits, r * c.vocabSize * 4, c.vocabSize * 4);
+    }
+  }
+
   /** Copies the drawn id (tokens[0]) to a free read-back buffer, submits, and reads it. */
   private submitToken(enc: GPUCommandEncoder): Promise<number> {
     const dev = this.model.gpu.device;
@@ -357,7 +458,7 @@ export class GpuSession {
     dev.queue.submit([enc.finish()]);
     this.pendingOnGpu = true;
     this.inFlight++;
-    return rb.mapAsync(GPUMapMode.READ).then(
+    return gpuWait(dev, rb.mapAsync(GPUMapMode.READ)).then(
       () => {
         const id = new Uint32Array(rb.getMappedRange())[0]!;
         rb.unmap();
@@ -371,55 +472,13 @@ export class GpuSession {
     );
   }
 
-  private bindPrefillLayer(l: number, kv: KvCache): BoundOp[] {
-    const m = this.model;
-    const dev = m.gpu.device;
-    const kn = m.kernels;
-    const B = this.b;
-    const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
-    const attn = m.config.layerTypes[l] === 'sliding' ? kn.attnSliding : kn.attnFull;
-    const batch = <K extends { key: string; encode(p: GPUComputePassEncoder, bg: GPUBindGroup, n: number): void }>(k: K, bg: GPUBindGroup) =>
-      op(k.key, bg, (p, g, n) => k.encode(p, g, n));
-    return [
-      batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('attn_norm'), B.h)),
-      batch(kn.qkv, kn.qkv.bind(dev, { x: B.h, weight: w('qkv_w'), bias: w('qkv_b'), out: B.qkv, step: B.step })),
-      batch(kn.rope, kn.rope.bind(dev, B.step, B.qkv, B.rope)),
-      batch(kn.kvStore, kn.kvStore.bind(dev, B.step, B.qkv, B.qkv, kv)),
-      batch(attn, attn.bind(dev, B.step, B.qkv, kv, w('sinks'), B.attn)),
-      batch(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.step })),
-      batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h)),
-      batch(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.step })),
-      batch(kn.topk, kn.topk.bind(dev, B.step, B.routerLogits, B.ids, B.expertWeights)),
-      batch(kn.gateUp, kn.gateUp.bind(dev, B.step, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act)),
-      batch(kn.down, kn.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x)),
-    ];
-  }
-
-  /** One layer of a decode step: 7 dispatches. */
-  private bindDecodeLayer(l: number, kv: KvCache): BoundOp[] {
-    const m = this.model;
-    const dev = m.gpu.device;
-    const kd = m.kernels.decode;
-    const B = this.b;
-    const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
-    const attn = m.config.layerTypes[l] === 'sliding' ? kd.attnSliding : kd.attnFull;
-    const attnBg = attn.bind(dev, B.step, B.qkv, B.rope, kv, B.part, w('sinks'), B.attn);
-    return [
-      op(kd.qkv.key, kd.qkv.bind(dev, { x: B.x, out: B.qkv, weights: [w('qkv_w')], bias: w('qkv_b'), norm: w('attn_norm') }), (p, bg) => kd.qkv.encode(p, bg)),
-      { name: attn.key, run: (p, _n, pos) => attn.encode(p, attnBg, pos) },
-      op(kd.o.key, kd.o.bind(dev, { x: B.attn, out: B.x, weights: [w('o_w')], bias: w('o_b') }), (p, bg) => kd.o.encode(p, bg)),
-      op(kd.router.key, kd.router.bind(dev, { x: B.x, gain: w('mlp_norm'), weight: w('router_w'), bias: w('router_b'), ids: B.ids, weights: B.expertWeights }), (p, bg) => kd.router.encode(p, bg)),
-      op(kd.gateUp.key, kd.gateUp.bind(dev, B.step, B.x, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act, w('mlp_norm')), (p, bg) => kd.gateUp.encode(p, bg, 1)),
-      op(m.kernels.down.key, m.kernels.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x), (p, bg) => m.kernels.down.encode(p, bg, 1)),
-    ];
-  }
-
   private track(b: GPUBuffer): GPUBuffer {
     this.buffers.push(b);
     return b;
   }
 
   private checkUsable(): void {
+    throwIfLost(this.model.gpu.device);
     if (this.disposed) throw new Error('the session has been disposed');
   }
 
@@ -430,8 +489,8 @@ export class GpuSession {
   }
 }
 
-function op(name: string, bg: GPUBindGroup, run: (pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number) => void): BoundOp {
-  return { name, run: (pass, tokens) => run(pass, bg, tokens) };
+function op(name: string, bg: GPUBindGroup, run: (pass: GPUComputePassEncoder, bg: GPUBindGroup, tokens: number) => void, reads?: ReadEstimate): BoundOp {
+  return { name, reads, run: (pass, tokens) => run(pass, bg, tokens) };
 }
 
 export type { GptOssConfig };

@@ -10,11 +10,25 @@ import { allParams, paramSpec, tensorName, type ParamName } from '../loader/weig
 import { kvCacheBytes, kvCapacity, type KvFormat } from '../kernels/kv-cache.ts';
 import { planRowChunks } from '../kernels/matmul-bf16.ts';
 import { decodePartBytes } from '../kernels/attention-decode.ts';
+import { q8Bytes } from './quant-q8.ts';
 
 export type { KvFormat };
 
 
+/** How bf16 matrices are stored: as they are, or quantised to 8 bits at load (engine/quant-q8.ts). */
+export type WeightFormat = 'bf16' | 'q8';
+
+/** The matrices `weights: 'q8'` quantises (the ones only the one-token kernels and lm_head read). */
+export const Q8_PARAMS: GpuParam[] = ['lm_head'];
+
 export interface PlanOptions {
+  /** Storage of the large bf16 matrices (default 'bf16': exact). */
+  weights?: WeightFormat;
+  /**
+   * Sliding-window layers keep the whole context in their KV cache, not just the window, so a
+   * session can return to any earlier position (reusing a conversation's cache). Default false.
+   */
+  kvReuse?: boolean;
   /** Longest sequence a session can hold (prompt + generated tokens). */
   contextLimit: number;
   /** Tokens per prefill batch. */
@@ -54,6 +68,8 @@ export interface WeightEntry {
   chunks?: RowChunk[];
   /** Set for fused weights: the checkpoint tensors stored one after another in the buffer. */
   parts?: { param: ParamName; bytes: number }[];
+  /** Set for matrices stored as 8-bit weights: the row length (the layout is in quant-q8.ts). */
+  q8Cols?: number;
 }
 
 export interface MemoryPlan {
@@ -127,10 +143,11 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
       weights.push({ param: fused, layer, name: fname, bytes: total, parts });
       continue;
     }
+    const q8Cols = o.weights === 'q8' && Q8_PARAMS.includes(param as GpuParam) ? shape[1]! : undefined;
     if (SPLIT.includes(param)) {
-      const rowBytes = bytes / shape[0]!;
+      const rowBytes = q8Cols !== undefined ? q8Bytes(1, q8Cols) : bytes / shape[0]!;
       const chunks = planRowChunks(shape[0]!, rowBytes, maxBind).map((c) => ({ ...c, bytes: c.rows * rowBytes }));
-      weights.push({ param: param as GpuParam, layer, name, bytes, chunks });
+      weights.push({ param: param as GpuParam, layer, name, bytes: shape[0]! * rowBytes, chunks, ...(q8Cols !== undefined ? { q8Cols } : {}) });
     } else if (bytes > maxBind) {
       throw new ModelTooLargeError(
         `tensor ${name} needs one ${fmtBytes(bytes)} buffer, but this adapter binds at most ${fmtBytes(maxBind)} ` +
@@ -143,7 +160,7 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
   }
   const weightBytes = weights.reduce((a, w) => a + w.bytes, 0);
   const kvBytesPerLayer = c.layerTypes.map((kind, layer) => {
-    const capacity = kvCapacity(kind, c.slidingWindow, o.contextLimit, o.maxBatch);
+    const capacity = kvCapacity(kind, c.slidingWindow, o.contextLimit, o.maxBatch, o.kvReuse);
     return { layer, kind, capacity, bytes: kvCacheBytes(o.kvFormat, capacity, c.numKvHeads, c.headDim) };
   });
   const kvBytes = kvBytesPerLayer.reduce((a, l) => a + l.bytes, 0);

@@ -66,6 +66,16 @@ export function drawUniform(key: number, i: number): number {
   return ((pcgHash((pcgHash(i) ^ key) >>> 0) >>> 9) + 0.5) / 8388608;
 }
 
+/**
+ * The Gumbel-max score of logit x at vocabulary index i for the draw keyed `key` (drawKey):
+ * x / T rounded to f32 as on the GPU, plus Gumbel noise -log(-log u_i) in f64. The kernels
+ * (kernels/sample.ts gumbel_score_row, and lm_head's candidates in kernels/matvec.ts) compute
+ * the same in f32.
+ */
+export function gumbelScore(x: number, temperature: number, key: number, i: number): number {
+  return Math.fround(x / Math.fround(temperature)) - Math.log(-Math.log(drawUniform(key, i)));
+}
+
 function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
@@ -113,8 +123,7 @@ export function sampleCpu(logits: ArrayLike<number>, params: SamplingParams, ste
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i]!;
     if (!(x >= threshold)) continue;
-    // The scaled logit is rounded to f32 as on the GPU; the Gumbel noise stays in f64.
-    const score = Math.fround(x / Math.fround(params.temperature)) - Math.log(-Math.log(drawUniform(key, i)));
+    const score = gumbelScore(x, params.temperature, key, i);
     if (best < 0 || score > bestScore) {
       best = i;
       bestScore = score;

@@ -6,8 +6,10 @@
 import { DEFAULT_CHUNK_BYTES, type Checkpoint, type TensorRef } from '../loader/checkpoint.ts';
 import { ModelLoadError } from '../loader/errors.ts';
 import { align } from './gpu/buffers.ts';
+import { gpuWait } from './gpu/device-lost.ts';
 import type { RowChunk, WeightEntry } from './memory-plan.ts';
 import type { ParamName } from '../loader/weight-map.ts';
+import { q8Bytes, Q8_BLOCK, RowQuantizer } from './quant-q8.ts';
 
 export type ProgressCallback = (bytesDone: number, bytesTotal: number) => void;
 
@@ -48,12 +50,12 @@ export async function uploadWeights(
         }
       }
       const whole = refs.reduce((a, r) => a + r.end - r.begin, 0);
-      const sizes = w.chunks ? w.chunks.map((c) => c.bytes) : [whole];
+      const sizes = w.chunks ? w.chunks.map((c) => c.bytes) : [w.q8Cols !== undefined ? w.bytes : whole];
       const buffers = sizes.map((s, i) => device.createBuffer({ label: w.chunks ? `${w.name}[${i}]` : w.name, size: Math.max(4, align(s, 4)), usage: USAGE() }));
       all.push(...buffers);
       out.set(key(w.param, w.layer), { refs, buffers, chunks: w.chunks });
     }
-    const oom = await device.popErrorScope();
+    const oom = await gpuWait(device, device.popErrorScope());
     if (oom) throw new Error(`GPU out of memory while allocating the weights: ${oom.message}`);
 
     const total = plan.reduce((a, w) => a + w.bytes, 0);
@@ -66,6 +68,19 @@ export async function uploadWeights(
     const scratch = new Uint8Array(Math.max(16, Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, largest)));
     for (const w of plan) {
       const t = out.get(key(w.param, w.layer))!;
+      if (w.q8Cols !== undefined) {
+        for await (const bytes of uploadQ8(device, ck, t, w.q8Cols, scratch)) {
+          options.signal?.throwIfAborted();
+          done += bytes;
+          sinceFlush += bytes;
+          if (sinceFlush >= flushBytes) {
+            sinceFlush = 0;
+            await device.queue.onSubmittedWorkDone();
+          }
+          options.onProgress?.(done, total);
+        }
+        continue;
+      }
       const bounds = t.chunks ? t.chunks.map((c) => c.bytes) : [t.refs.reduce((a, r) => a + r.end - r.begin, 0)];
       let bufIdx = 0;
       let bufOff = 0;
@@ -86,16 +101,45 @@ export async function uploadWeights(
         sinceFlush += chunk.byteLength;
         if (sinceFlush >= flushBytes) {
           sinceFlush = 0;
-          await device.queue.onSubmittedWorkDone();
+          await gpuWait(device, device.queue.onSubmittedWorkDone());
         }
         options.onProgress?.(done, total);
       }
     }
-    await device.queue.onSubmittedWorkDone();
+    await gpuWait(device, device.queue.onSubmittedWorkDone());
     return out;
   } catch (e) {
     destroyAll();
     throw e;
+  }
+}
+
+/**
+ * Streams a bf16 matrix through the row quantiser into its q8 buffer(s) (one per row chunk:
+ * int8 rows, then the chunk's scales); yields the q8 bytes written per piece.
+ */
+async function* uploadQ8(device: GPUDevice, ck: Checkpoint, t: UploadedTensor, cols: number, scratch: Uint8Array): AsyncGenerator<number> {
+  const rq = new RowQuantizer(cols);
+  const ref = t.refs[0]!;
+  const totalRows = (ref.end - ref.begin) / (2 * cols);
+  const chunks = t.chunks ?? [{ rowStart: 0, rows: totalRows, bytes: q8Bytes(totalRows, cols) }];
+  for await (const piece of ck.streamInto(ref, scratch)) {
+    const got = rq.push(piece);
+    if (!got) continue;
+    let r = got.row;
+    while (r < got.row + got.rows) {
+      const ci = chunks.findIndex((c) => r >= c.rowStart && r < c.rowStart + c.rows);
+      const c = chunks[ci]!;
+      const n = Math.min(c.rowStart + c.rows, got.row + got.rows) - r;
+      const lr = r - c.rowStart;
+      const from = r - got.row;
+      const q = got.q.subarray(from * cols, (from + n) * cols);
+      const sc = got.scales.subarray((from * cols) / Q8_BLOCK, ((from + n) * cols) / Q8_BLOCK);
+      device.queue.writeBuffer(t.buffers[ci]!, lr * cols, q.buffer, q.byteOffset, q.byteLength);
+      device.queue.writeBuffer(t.buffers[ci]!, c.rows * cols + (lr * cols / Q8_BLOCK) * 4, sc.buffer, sc.byteOffset, sc.byteLength);
+      yield q.byteLength + sc.byteLength;
+      r += n;
+    }
   }
 }
 

@@ -24,10 +24,12 @@ const WG = 64;
 
 /**
  * Slots a layer needs. Sliding layers keep window + maxBatch - 1: the first token of a batch
- * still needs the window - 1 keys before it while the batch's own keys are stored.
+ * still needs the window - 1 keys before it while the batch's own keys are stored. With
+ * `keepAll` they keep every position like full layers, so a session can go back to any earlier
+ * position and continue from there (KV reuse across requests).
  */
-export function kvCapacity(kind: LayerKind, window: number, contextLimit: number, maxBatch: number): number {
-  if (kind === 'full') return contextLimit;
+export function kvCapacity(kind: LayerKind, window: number, contextLimit: number, maxBatch: number, keepAll = false): number {
+  if (kind === 'full' || keepAll) return contextLimit;
   return Math.min(contextLimit, window + maxBatch - 1);
 }
 

@@ -49,6 +49,11 @@ export interface MatvecParams {
    * arithmetic. GPUs use the default 'tiled'.
    */
   variant?: 'tiled' | 'simple';
+  /**
+   * 'q8': each weight chunk holds int8 rows with an f32 scale per 32 values (engine/quant-q8.ts:
+   * int8 [rows, K] then f32 [rows, K/32] in the same buffer); K % 32 == 0. Default 'bf16'.
+   */
+  weights?: 'bf16' | 'q8';
 }
 
 const SIMPLE_WG = 64;
@@ -89,7 +94,22 @@ export function matvecSource(p: MatvecParams): string {
     start += rows;
     return `${c > 0 ? ' else ' : ''}if (o < ${s + rows}u) { acc = dot_row_w${c}(o - ${s}u, lane); }`;
   }).join('');
-  const dotFns = chunks.map((_, c) => /* wgsl */ `
+  const q8 = p.weights === 'q8';
+  const dotFns = chunks.map((rows, c) => q8 ? /* wgsl */ `
+// Row \`row\` of int8 chunk ${c}: 16 values per vec4<u32>, one f32 scale per 32 (two vec4s).
+fn dot_row_w${c}(row: u32, lane: u32) -> f32 {
+  var a = 0.0;
+  let base = row * K16;
+  let sbase = ${(rows * K) / 4}u + row * (K / 32u);   // word index of the row's first scale
+  for (var u = lane; u < K16; u += LANES) {
+    let w = w${c}[base + u];
+    let si = sbase + u / 2u;
+    let sc = bitcast<f32>(w${c}[si / 4u][si % 4u]);
+    a += sc * (dot(i8x4(w.x), xv(4u * u)) + dot(i8x4(w.y), xv(4u * u + 1u))
+             + dot(i8x4(w.z), xv(4u * u + 2u)) + dot(i8x4(w.w), xv(4u * u + 3u)));
+  }
+  return a;
+}` : /* wgsl */ `
 fn dot_row_w${c}(row: u32, lane: u32) -> f32 {
   var a = 0.0;
   let base = row * K8;
@@ -115,6 +135,10 @@ ${simple ? '' : `var<workgroup> red: array<f32, ${WG}>;
 var<workgroup> rowsum: array<f32, ${WG}>;
 var<workgroup> best_v: array<f32, ${MATVEC_ROWS}>;`}
 
+const K16: u32 = ${K / 16}u;
+fn i8x4(w: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
 fn bf16x4(a: u32, b: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xffff0000u, b << 16u, b & 0xffff0000u));
 }
@@ -225,9 +249,10 @@ export class MatvecKernel {
 
   constructor(cache: PipelineCache, readonly p: MatvecParams) {
     if (p.inDim % 8 !== 0 || p.inDim <= 0) throw new Error(`f32_bf16w_matvec: inDim ${p.inDim} must be a positive multiple of 8`);
+    if (p.weights === 'q8' && p.inDim % 32 !== 0) throw new Error(`f32_q8w_matvec: inDim ${p.inDim} must be a multiple of 32`);
     if (p.chunkRows.length < 1 || p.chunkRows.some((r) => !(r >= 1))) throw new Error(`f32_bf16w_matvec: bad chunk rows ${p.chunkRows}`);
     this.rows = p.chunkRows.reduce((a, b) => a + b, 0);
-    this.key = kernelKey('f32_bf16w_matvec', {
+    this.key = kernelKey(p.weights === 'q8' ? 'f32_q8w_matvec' : 'f32_bf16w_matvec', {
       k: p.inDim, n: p.chunkRows.join('+'), bias: p.bias, acc: p.accumulate, norm: p.normEps, o: p.outOffset || undefined, cand: p.candidates,
       stage: p.stageX && p.variant !== 'simple', simple: p.variant === 'simple',
     });

@@ -161,14 +161,17 @@ ${stage ? `  // The token's RMSNorm, folded in: xs = x * gain, and the 1/rms fac
   }
   partial[lid] = ss;
   workgroupBarrier();
+  // Two-level sum: 16 partial sums of 16 (all read before any is written back), then every
+  // thread adds the 16.
+  var t = 0.0;
   if (lid < 16u) {
-    var t = 0.0;
     for (var j = 0u; j < 16u; j++) { t += partial[lid * 16u + j]; }
-    partial[${WG} - 16u + lid] = t;
   }
   workgroupBarrier();
+  if (lid < 16u) { partial[lid] = t; }
+  workgroupBarrier();
   var total = 0.0;
-  for (var j = 0u; j < 16u; j++) { total += partial[${WG} - 16u + j]; }
+  for (var j = 0u; j < 16u; j++) { total += partial[j]; }
   let scale = inverseSqrt(total / f32(H) + ${f32Literal(p.normEps!)});
   workgroupBarrier();
   let hv = 0u;` : norm ? `  // The token's RMSNorm, folded in: every invocation computes 1/rms itself (no barriers).

@@ -3,8 +3,24 @@
  * (e.g. `f32_bf16w_matmul_k2880_n4096_bias`): the same name is the WGSL entry point family,
  * the wrapper, the test case and the benchmark row.
  */
+/** A kernel whose WGSL or pipeline the device refused: names the kernel and the first error line. */
+export class PipelineError extends Error {
+  override name = 'PipelineError';
+  constructor(readonly key: string, readonly gpuMessage: string) {
+    super(`the GPU refused kernel ${key}: ${firstErrorLine(gpuMessage)}`);
+  }
+}
+
+/** Dawn's messages run over many lines (source excerpt, call chain): the line with the error. */
+function firstErrorLine(msg: string): string {
+  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  return (lines.find((l) => /error/i.test(l)) ?? lines[0] ?? 'unknown error').replace(/^Error while parsing WGSL:\s*/, '');
+}
+
 export class PipelineCache {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Error-scope results of pipelines created since the last verify(). */
+  private pending: Promise<PipelineError | null>[] = [];
   private static readonly perDevice = new WeakMap<GPUDevice, PipelineCache>();
 
   constructor(readonly device: GPUDevice) {}
@@ -16,15 +32,39 @@ export class PipelineCache {
     return c;
   }
 
-  /** The pipeline for `key`, compiling `source()` (entry point `main`) on first use. */
+  /**
+   * The pipeline for `key`, compiling `source()` (entry point `main`) on first use. Creation
+   * errors are caught in error scopes (not printed by the runtime): verify() reports them.
+   */
   get(key: string, source: () => string): GPUComputePipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ label: key, code: source() });
-      p = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const d = this.device;
+      d.pushErrorScope('internal');
+      d.pushErrorScope('validation');
+      const module = d.createShaderModule({ label: key, code: source() });
+      p = d.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const validation = d.popErrorScope();
+      const internal = d.popErrorScope();
       this.pipelines.set(key, p);
+      this.pending.push(
+        Promise.all([validation, internal]).then(([v, i]) => {
+          const err = v ?? i;
+          if (!err) return null;
+          this.pipelines.delete(key);
+          return new PipelineError(key, err.message);
+        }, (e: unknown) => new PipelineError(key, e instanceof Error ? e.message : String(e))),
+      );
     }
     return p;
+  }
+
+  /** Resolves once every pipeline made so far is valid; else rejects with the first PipelineError. */
+  async verify(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    const failed = (await Promise.all(pending)).find((e) => e !== null);
+    if (failed) throw failed;
   }
 
   get size(): number {

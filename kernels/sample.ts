@@ -301,7 +301,8 @@ export function writeSampleParams(device: GPUDevice, buf: GPUBuffer, params: Dra
 
 /**
  * f32_sample_candidates: the draw from per-workgroup candidates (matvec.ts with `candidates`):
- * out[prm.out_index] = the row of the best (score, row) pair, ties to the lower row. Valid when
+ * out[prm.out_index] = the row of the best (score, row) pair, ties to the lower row; NaN scores
+ * are never chosen (row 0 if every score is NaN). Valid when
  * drawsFromCandidates(params): the candidates' scores then already are the logits (greedy) or
  * the Gumbel-max scores over every token.
  *
@@ -320,8 +321,10 @@ const NONE: u32 = 0xffffffffu;
 var<workgroup> red_v: array<f32, WG>;
 var<workgroup> red_i: array<u32, WG>;
 
+// NaN scores are never taken (tested on the bits: a compiler may assume floats are never NaN).
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
-  return i != NONE && (bi == NONE || v > bv || (v == bv && i < bi));
+  let number = (bitcast<u32>(v) & 0x7fffffffu) <= 0x7f800000u;
+  return i != NONE && number && (bi == NONE || v > bv || (v == bv && i < bi));
 }
 
 @compute @workgroup_size(WG)

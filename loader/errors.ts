@@ -34,10 +34,12 @@ export class ModelLoadError extends Error {
   readonly field?: string;
 
   constructor(code: ModelLoadErrorCode, message: string, details: ModelLoadErrorDetails = {}) {
+    // Only what the message does not already name is appended, e.g. "(file model.safetensors)".
+    const unnamed = (s: string | undefined) => s !== undefined && !message.includes(s);
     const where = [
-      details.file !== undefined ? `file ${details.file}` : '',
-      details.tensor !== undefined ? `tensor ${details.tensor}` : '',
-      details.field !== undefined ? `field ${details.field}` : '',
+      unnamed(details.file) ? `file ${details.file}` : '',
+      unnamed(details.tensor) ? `tensor ${details.tensor}` : '',
+      unnamed(details.field) ? `field ${details.field}` : '',
     ].filter(Boolean);
     super(where.length ? `${message} (${where.join(', ')})` : message, { cause: details.cause });
     this.name = 'ModelLoadError';

@@ -9,6 +9,8 @@
 import { createRequire } from 'node:module';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { describeFsError } from './fs-errors.ts';
+import { buildSafetensorsHeader } from './safetensors.ts';
 import {
   DEFAULT_MAX_SHARD_BYTES, DEFAULT_SYNTH_CHUNK_BYTES, REAL_VOCAB, synthLayout, synthTensorChunks, type SynthOverrides, type SynthPreset,
 } from './synth.ts';
@@ -68,8 +70,13 @@ export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Pro
       if (!entries.includes('config.json')) throw new Error(`refusing to overwrite ${outDir}: it does not look like a checkpoint (no config.json)`);
     }
   }
-  await fs.mkdir(path.dirname(outDir), { recursive: true });
-  const tmp = await fs.mkdtemp(path.join(path.dirname(outDir), `.${path.basename(outDir)}.partial-`));
+  let tmp: string;
+  try {
+    await fs.mkdir(path.dirname(outDir), { recursive: true });
+    tmp = await fs.mkdtemp(path.join(path.dirname(outDir), `.${path.basename(outDir)}.partial-`));
+  } catch (e) {
+    throw new Error(`cannot create ${outDir}: ${describeFsError(e)}`, { cause: e });
+  }
   // mkdtemp makes the directory private (0700); a checkpoint directory is an ordinary one.
   await fs.chmod(tmp, 0o755).catch(() => {});
 

@@ -62,6 +62,12 @@ export function synthShape(preset: SynthPreset, overrides: SynthOverrides = {}):
   if (shape.heads % shape.kvHeads !== 0) throw fail(`heads ${shape.heads} must be a multiple of kvHeads ${shape.kvHeads}`);
   if (shape.headDim % 2 !== 0) throw fail(`headDim ${shape.headDim} must be even (RoPE)`);
   if (shape.expertsPerToken > shape.experts) throw fail(`expertsPerToken ${shape.expertsPerToken} exceeds experts ${shape.experts}`);
+  // Everything else the engine cannot run (ranges, sizes) is what config.json validation says.
+  try {
+    parseConfig(hubConfigJson(shape));
+  } catch (e) {
+    throw fail((e as Error).message);
+  }
   return shape;
 }
 

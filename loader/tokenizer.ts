@@ -6,12 +6,14 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from './errors.ts';
 import { readJson, type ModelSource } from './source.ts';
+import { exactSlices, slicesAreExact } from './tokenizer-slices.ts';
 
 export interface EncodeOptions {
   /**
-   * true (default): special-token strings such as `<|start|>` in the text become their ids (for
-   * prompts we render). false: they are encoded as ordinary text, exactly as tiktoken's
-   * `encode_ordinary` does (for user content: no prompt injection through special tokens).
+   * true (default): special-token strings such as `<|start|>` in the text become their ids (for raw
+   * prompt text, as `gptoss generate` takes). false: they are encoded as ordinary text, exactly as
+   * tiktoken's `encode_ordinary` does (for every text part of a harmony prompt, see
+   * engine/harmony/render-ids.ts: no prompt injection through special tokens).
    */
   allowSpecial?: boolean;
 }
@@ -38,14 +40,14 @@ function byteLevelDecoder(): Map<string, number> {
 const EMPTY = new Uint8Array(0);
 
 export class GptOssTokenizer {
-  private ordinary: Tokenizer | undefined;
   private readonly added = new Map<number, { content: string; special: boolean }>();
   private byteDecoder: Map<string, number> | undefined;
+  private longestToken: number | undefined;
 
   constructor(
     private readonly tok: Tokenizer,
+    /** the parsed tokenizer.json, to check that its pre-tokenizer can be sliced (ordinarySlices) */
     private readonly json?: object,
-    private readonly config?: object,
   ) {
     for (const [id, t] of tok.get_added_tokens_decoder()) this.added.set(id, { content: t.content, special: t.special });
   }
@@ -57,7 +59,7 @@ export class GptOssTokenizer {
     const json = (await readJson(source, 'tokenizer.json')) as object;
     const config = ((await source.exists('tokenizer_config.json')) ? await readJson(source, 'tokenizer_config.json') : {}) as object;
     try {
-      return new GptOssTokenizer(new Tokenizer(json, config), json, config);
+      return new GptOssTokenizer(new Tokenizer(json, config), json);
     } catch (e) {
       throw new ModelLoadError('bad-config', `cannot build the tokenizer: ${(e as Error).message}`, { file: 'tokenizer.json', cause: e });
     }
@@ -65,25 +67,61 @@ export class GptOssTokenizer {
 
   /** Text to ids. By default special-token strings such as `<|start|>` become their ids; see {@link EncodeOptions}. */
   encode(text: string, options: EncodeOptions = {}): number[] {
-    if (options.allowSpecial === false) return this.ordinaryTokenizer().encode(text, { add_special_tokens: false }).ids;
+    if (options.allowSpecial === false) return this.encodeOrdinary(text);
     return this.tok.encode(text, { add_special_tokens: false }).ids;
   }
 
   /**
-   * The same BPE without added tokens: the whole text goes through the pre-tokenizer and BPE, so a
-   * special-token string is split like any other text (tiktoken's encode_ordinary). Built on
-   * first use (about a second) from the parsed tokenizer.json the main tokenizer already holds.
+   * The same normalizer, pre-tokenizer and BPE without added-token matching: the whole text goes
+   * through the pre-tokenizer and BPE, so a special-token string is split like any other text
+   * (tiktoken's encode_ordinary). This is what the tokenizer's own encode does to the text between
+   * two added tokens, run by its parts, so no second tokenizer has to be built (a second or more,
+   * and as much memory again).
    */
-  private ordinaryTokenizer(): Tokenizer {
-    if (!this.ordinary) {
-      if (!this.json) throw new Error('encode with allowSpecial: false needs a tokenizer made by GptOssTokenizer.load');
-      this.ordinary = new Tokenizer({ ...this.json, added_tokens: [] }, this.config ?? {});
+  private encodeOrdinary(text: string): number[] {
+    const { normalizer, pre_tokenizer: preTokenizer, model } = this.tok;
+    if (!model) throw new Error('the tokenizer has no model');
+    const normalized = normalizer ? normalizer(text) : text;
+    if (normalized.length === 0) return [];
+    const tokens = model(preTokenizer ? preTokenizer(normalized) : [normalized]);
+    return tokens.map((t: string) => {
+      const id = model.tokens_to_ids.get(t) ?? model.unk_token_id;
+      if (id === undefined) throw new Error(`the tokenizer has no id for ${JSON.stringify(t)}`);
+      return id;
+    });
+  }
+
+  /**
+   * Slices of `text` whose `allowSpecial: false` encodings, joined, are the encoding of the whole
+   * text, each of at least `target` UTF-16 units where the text allows (tokenizer-slices.ts); the
+   * text whole when this tokenizer's pre-tokenizer is not o200k's.
+   */
+  ordinarySlices(text: string, target: number): Iterable<string> {
+    return slicesAreExact(this.json) ? exactSlices(text, target) : [text];
+  }
+
+  /** The longest ordinary token in bytes: a text of n UTF-8 bytes encodes to at least n / this tokens. */
+  maxTokenBytes(): number {
+    if (this.longestToken === undefined) {
+      let longest = 0;
+      // A piece stands for 1 byte per character (byte-level) or at most 3 (text): only long pieces can raise the maximum.
+      const pieces = this.tok.model?.vocab ?? [];
+      for (let id = 0; id < pieces.length; id++) {
+        const piece = pieces[id];
+        if (piece !== undefined && 3 * piece.length > longest && !this.added.has(id)) longest = Math.max(longest, this.tokenBytes(id).length);
+      }
+      this.longestToken = longest;
     }
-    return this.ordinary;
+    return this.longestToken;
   }
 
   decode(ids: number[], skipSpecial = false): string {
     return this.tok.decode(ids, { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
+  }
+
+  /** Whether the vocabulary (BPE pieces or added tokens) has this id. */
+  hasId(id: number): boolean {
+    return this.added.has(id) || this.tok.id_to_token(id) !== undefined;
   }
 
   tokenId(token: string): number | undefined {

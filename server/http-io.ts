@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from '../engine/api/types.ts';
+import { DeviceLostError } from '../engine/gpu/device-lost.ts';
 
 /** Aborted when the client goes away before the response is complete. */
 export function disconnectSignal(req: IncomingMessage, res: ServerResponse): AbortSignal {
@@ -43,7 +44,7 @@ export async function sendSse<T>(res: ServerResponse, stream: AsyncIterable<T>, 
     if (!res.destroyed && last) res.write(last);
   } catch (e) {
     if (!res.destroyed) {
-      const err = e instanceof ApiError ? e : new ApiError(500, (e as Error).message, 'server_error');
+      const err = e instanceof ApiError ? e : e instanceof DeviceLostError ? deviceLost(e) : new ApiError(500, (e as Error).message, 'server_error');
       res.write(`data: ${JSON.stringify(err.toJSON())}\n\n`);
     }
   } finally {
@@ -75,7 +76,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** 503 while the model is reloaded onto a new device. */
+function deviceLost(e: DeviceLostError): ApiError {
+  return new ApiError(503, `the GPU device was lost (${e.reason}${e.deviceMessage ? `: ${e.deviceMessage}` : ''}); the model is being reloaded, retry shortly`, 'server_error', null, 'device_lost');
+}
+
 export function sendError(res: ServerResponse, e: unknown): void {
+  if (e instanceof DeviceLostError) e = deviceLost(e);
   const err = e instanceof ApiError
     ? e
     : (e as Error)?.name === 'AbortError'

@@ -4,6 +4,8 @@
  * engine (one generation at a time, none dropped); a client that disconnects mid-stream
  * aborts its generation. Every error is an OpenAI-style JSON body with a 4xx/5xx status.
  * Local by default: see security.ts for the Host, CORS, Content-Type and key checks.
+ * When the GPU device is lost, the server reloads the model (engine.recover()) and answers 503
+ * meanwhile, /health included.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -75,7 +77,17 @@ export async function serve(engine: Engine, options: ServeOptions = {}): Promise
     key: options.apiKey === undefined ? undefined : apiKeyCheck(options.apiKey),
     run: { defaultMaxTokens: cap, ...(timeout > 0 ? { timeLimitMs: timeout * 1000 } : {}) },
   };
+  const recover = () => {
+    if (engine.state !== 'lost') return;
+    options.log?.('the GPU device was lost: re-creating it and reloading the model');
+    engine.recover().then(
+      () => options.log?.('recovered from the GPU device loss: serving again'),
+      (e: unknown) => options.log?.(`recovery from the GPU device loss failed (retried on the next request): ${(e as Error)?.message ?? e}`),
+    );
+  };
+  const unsubscribe = engine.onDeviceLost(recover);
   const server = createServer((req, res) => {
+    recover(); // after a failed recovery, each request tries again
     handle(cfg, req, res).catch((e) => sendError(res, e));
   });
   await new Promise<void>((resolve, reject) => {
@@ -93,6 +105,7 @@ export async function serve(engine: Engine, options: ServeOptions = {}): Promise
     server,
     url,
     close: () => new Promise<void>((resolve) => {
+      unsubscribe();
       server.close(() => resolve());
       server.closeAllConnections();
     }),
@@ -114,7 +127,10 @@ async function handle(c: Config, req: IncomingMessage, res: ServerResponse): Pro
   if (!methods.includes(req.method ?? '')) throw new MethodNotAllowed(path, req.method, methods.join(', '));
   const engine = c.engine;
   if (path === '/health') {
-    sendJson(res, 200, { status: 'ok', model: engine.modelId, backend: engine.backend, pending: engine.pending });
+    const state = engine.state;
+    // 'recovering' while the model is reloaded after a device loss ('lost' only if that failed).
+    const status = state === 'ready' ? 'ok' : state;
+    sendJson(res, state === 'ready' ? 200 : 503, { status, model: engine.modelId, backend: engine.backend, pending: engine.pending });
   } else if (path === '/v1/models') {
     sendJson(res, 200, { object: 'list', data: [{ id: engine.modelId, object: 'model', created: 0, owned_by: 'gpt-oss-webgpu' }] });
   } else {

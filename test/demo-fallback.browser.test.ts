@@ -1,13 +1,16 @@
 /**
- * The browser demo (demo/) when the model cannot run in the browser, in headless Chromium:
- * - a Chromium with WebGPU switched off: the page says so as it opens, offers the fallback
- *   endpoint, and once one is set (a real `serve()` of a scripted model, over HTTP with CORS for the page's origin)
- *   answers through it without downloading anything of the model;
- * - a Chromium with WebGPU, a 13 GB gpt-oss-20b-shaped checkpoint (headers written, weights left
+ * The browser demo (demo/) when the model cannot run in the browser, in each browser of BROWSERS:
+ * - the browser with WebGPU switched off (Chromium: an adapter-less navigator.gpu; Firefox: no
+ *   navigator.gpu, as Firefox ESR on Linux by default): the page says so as it opens, offers the
+ *   fallback endpoint, and once one is set (a real `serve()` of a scripted model, over HTTP with
+ *   CORS for the page's origin) answers through it without downloading anything of the model;
+ * - the browser with WebGPU, a 13 GB gpt-oss-20b-shaped checkpoint (headers written, weights left
  *   as sparse-file holes) and a GPU memory limit of 8 GB: the page first says the browser's
  *   storage quota is too small for the download, then that the GPU lacks memory, having read no
- *   weights; the fallback endpoint then answers.
- * Screenshot: test-artifacts/demo-no-webgpu.png.
+ *   weights; the fallback endpoint then answers;
+ * - the benchmark page (demo/bench.html) in the browser without WebGPU: it says so.
+ * The demo, the checkpoints and the endpoint are set up once for both browsers.
+ * Screenshots: test-artifacts/demo-no-webgpu-<browser>.png.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,41 +20,50 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../engine/api/engine.ts';
 import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { serve, type RunningServer } from '../server/openai-server.ts';
-import { launchChromium, type TestBrowser } from './helpers/browser.ts';
+import { BROWSER_CASES, launchBrowser, type BrowserName, type TestBrowser } from './helpers/browser.ts';
 import { startDemoSite, type DemoSite } from './helpers/demo-site.ts';
 import { ANSWER_SCRIPT, ANSWER_TEXT, realTokenizer, writeScriptedCheckpoint } from './helpers/scripted-model.ts';
 
-const SCREENSHOT = fileURLToPath(new URL('../test-artifacts/demo-no-webgpu.png', import.meta.url));
+const screenshot = (name: BrowserName) => fileURLToPath(new URL(`../test-artifacts/demo-no-webgpu-${name}.png`, import.meta.url)) as `${string}.png`;
 const T = 240_000;
 const KEY = 'demo-fallback-key';
 const API_MODEL = 'scripted-chat';
 
-describe('browser demo without a usable GPU (headless Chromium)', () => {
-  let demo: DemoSite | undefined;
-  let apiEngine: Engine | undefined;
-  let api: RunningServer | undefined;
+let demo: DemoSite | undefined;
+let apiEngine: Engine | undefined;
+let api: RunningServer | undefined;
+let bigBytes = 0;
+
+beforeAll(async () => {
+  const tok = await realTokenizer();
+  demo = await startDemoSite('browser-demo-fallback', ['big20b'], async (dirOf) => {
+    await writeScriptedCheckpoint(dirOf('answer'), [tok.encode(ANSWER_SCRIPT)]);
+    bigBytes = (await writeSyntheticCheckpoint({ preset: '20b', seed: 0, outDir: dirOf('big20b'), sparse: true })).totalBytes;
+  });
+  apiEngine = await createEngine({ model: demo.modelDir('answer'), contextLimit: 256, modelId: API_MODEL });
+  // The page calls the API from another origin (another port): the server must list it.
+  api = await serve(apiEngine, { port: 0, apiKey: KEY, cors: new URL(demo.server.baseUrl).origin });
+}, T);
+
+afterAll(async () => {
+  await api?.close();
+  await apiEngine?.dispose();
+  await demo?.close();
+});
+
+describe.each(BROWSER_CASES)('browser demo without a usable GPU (%s)', (_label, name) => {
   let noGpu: TestBrowser | undefined;
   let withGpu: TestBrowser | undefined;
-  let bigBytes = 0;
+  /** What the page and the engine say of this browser without WebGPU. */
+  const noWebGpu = name === 'chromium' ? /no WebGPU adapter/ : /no navigator\.gpu/;
 
   beforeAll(async () => {
-    const tok = await realTokenizer();
-    demo = await startDemoSite('browser-demo-fallback', ['big20b'], async (dirOf) => {
-      await writeScriptedCheckpoint(dirOf('answer'), [tok.encode(ANSWER_SCRIPT)]);
-      bigBytes = (await writeSyntheticCheckpoint({ preset: '20b', seed: 0, outDir: dirOf('big20b'), sparse: true })).totalBytes;
-    });
-    apiEngine = await createEngine({ model: demo.modelDir('answer'), contextLimit: 256, modelId: API_MODEL });
-    // The page calls the API from another origin (another port): the server must list it.
-    api = await serve(apiEngine, { port: 0, apiKey: KEY, cors: new URL(demo.server.baseUrl).origin });
-    [noGpu, withGpu] = await Promise.all([launchChromium([], { webgpu: false }), launchChromium()]);
+    [noGpu, withGpu] = await Promise.all([launchBrowser(name, { webgpu: false }), launchBrowser(name)]);
   }, T);
 
   afterAll(async () => {
     await noGpu?.close();
     await withGpu?.close();
-    await api?.close();
-    await apiEngine?.dispose();
-    await demo?.close();
   });
 
   const noticeText = (page: Page) => page.$eval('#notice', (el) => ((el as HTMLElement).hidden ? '' : el.textContent ?? ''));
@@ -87,17 +99,18 @@ describe('browser demo without a usable GPU (headless Chromium)', () => {
   const modelRequests = (from: number) => demo!.server.log.slice(from).filter((r) => r.path.startsWith('/models/'));
 
   it('without WebGPU: says so at once, and answers through the fallback endpoint once one is set', async () => {
-    const page = await noGpu!.newPage('[no-webgpu]');
+    const page = await noGpu!.newPage(`[${name} no-webgpu]`);
     await page.goto(`${demo!.server.baseUrl}index.html`);
     await page.waitForFunction(() => window.__demo.webgpu !== undefined, { timeout: 30_000 });
     expect(await page.evaluate(() => window.__demo.webgpu), 'the page found a WebGPU adapter').toBe(false);
     const said = await noticeText(page);
-    expect(said).toMatch(/^WebGPU is not available here: .*no WebGPU adapter/);
+    expect(said).toMatch(/^WebGPU is not available here: /);
+    expect(said).toMatch(noWebGpu);
     expect(said).toMatch(/browser with WebGPU .* fallback endpoint/s);
     expect(said, 'a browser is not told to install Vulkan drivers').not.toMatch(/VK_ICD_FILENAMES/);
     expect(await visible(page, '#use-fallback'), 'the fallback button is offered').toBe(true);
-    await mkdir(join(SCREENSHOT, '..'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT as `${string}.png`, fullPage: true });
+    await mkdir(join(screenshot(name), '..'), { recursive: true });
+    await page.screenshot({ path: screenshot(name), fullPage: true });
 
     // With no endpoint set, the button opens the settings and asks for one.
     await page.click('#use-fallback');
@@ -110,7 +123,7 @@ describe('browser demo without a usable GPU (headless Chromium)', () => {
     const s = await waitLoad(page);
     expect(s.loadError).toBeUndefined();
     expect(s.loaded!.backend).toBe('fallback');
-    expect(s.loaded!.fallbackReason).toMatch(/no WebGPU adapter/);
+    expect(s.loaded!.fallbackReason).toMatch(noWebGpu);
     expect(await noticeText(page)).toMatch(new RegExp(`^Answering through the fallback endpoint ${api!.url}/v1 \\(model ${API_MODEL}\\)`));
     expect(await ask(page, 'Say hello')).toBe(ANSWER_TEXT);
     expect(modelRequests(mark), 'requests for model files').toEqual([]);
@@ -122,13 +135,26 @@ describe('browser demo without a usable GPU (headless Chromium)', () => {
     await page.close();
   }, T);
 
+  it('the benchmark page without WebGPU says so plainly', async () => {
+    const p = await noGpu!.newPage(`[${name} bench no-webgpu]`);
+    await p.goto(`${demo!.server.baseUrl}bench.html`);
+    await p.waitForFunction(() => window.__bench.adapterError !== undefined || window.__bench.adapter !== undefined, { timeout: 60_000, polling: 100 });
+    const s = await p.evaluate(() => window.__bench);
+    expect(s.adapter, 'an adapter where WebGPU is turned off').toBeUndefined();
+    expect(s.adapterError).toMatch(name === 'chromium' ? /no WebGPU adapter/ : /navigator\.gpu is missing/);
+    expect(await p.$eval('#notice', (el) => el.textContent ?? '')).toMatch(/WebGPU is not available/);
+    expect(await p.$eval('#adapter-summary', (el) => el.textContent)).toMatch(/^none: /);
+    await p.close();
+  }, T);
+
   it('a 13 GB model: says the storage quota is too small, then that the GPU lacks memory, having read no weights', async () => {
-    const page = await withGpu!.newPage('[too-big]');
+    const page = await withGpu!.newPage(`[${name} too-big]`);
     await page.goto(`${demo!.server.baseUrl}index.html`);
     await page.waitForFunction(() => window.__demo.webgpu !== undefined, { timeout: 30_000 });
-    expect(await page.evaluate(() => window.__demo.webgpu), 'Chromium with SwiftShader has WebGPU').toBe(true);
+    expect(await page.evaluate(() => window.__demo.webgpu), `${name} with SwiftShader has WebGPU`).toBe(true);
     const est = await page.evaluate(async () => navigator.storage.estimate());
-    expect((est.quota ?? 0) - (est.usage ?? 0), "headless Chromium's free quota must be below the 20b checkpoint's size for this test")
+    console.log(`[${name}] storage estimate: quota ${est.quota}, usage ${est.usage}; the 20b checkpoint: ${bigBytes} bytes`);
+    expect((est.quota ?? 0) - (est.usage ?? 0), `headless ${name}'s free quota must be below the 20b checkpoint's size for this test`)
       .toBeLessThan(bigBytes);
 
     await setField(page, '#memory-limit', '8 GB');

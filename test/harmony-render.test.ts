@@ -7,12 +7,18 @@ import { readFile } from 'node:fs/promises';
 import { blobSource } from '../loader/source-blob.ts';
 import { GptOssTokenizer } from '../loader/tokenizer.ts';
 import { tokenizerFiles } from '../loader/synth-writer-node.ts';
-import { jsonSchemaToTypeScript, renderPrompt, type FunctionTool, type HarmonyConversation } from '../engine/harmony/index.ts';
+import {
+  jsonSchemaToTypeScript, renderPrompt, renderPromptIds, renderPromptIdsAsync, type FunctionTool, type HarmonyConversation,
+} from '../engine/harmony/index.ts';
 
-async function loadTokenizer(): Promise<GptOssTokenizer> {
-  const files = new Map<string, Blob>();
-  for (const f of tokenizerFiles()) files.set(f.name, new Blob([await readFile(f.path)]));
-  return GptOssTokenizer.load(blobSource(files));
+let loaded: Promise<GptOssTokenizer> | undefined;
+function loadTokenizer(): Promise<GptOssTokenizer> {
+  loaded ??= (async () => {
+    const files = new Map<string, Blob>();
+    for (const f of tokenizerFiles()) files.set(f.name, new Blob([await readFile(f.path)]));
+    return GptOssTokenizer.load(blobSource(files));
+  })();
+  return loaded;
 }
 
 const SYSTEM_NO_DATE =
@@ -85,12 +91,40 @@ format?: "celsius" | "fahrenheit", // default: celsius
 } // namespace functions<|end|><|start|>user<|message|>What is the weather like in SF?<|end|>`;
 
 describe('harmony renderPrompt', () => {
-  it('matches the SPEC §5 test vector token for token', async () => {
+  it('matches the SPEC §5 test vector token for token, through the id renderer', async () => {
     const tok = await loadTokenizer();
-    const prompt = renderPrompt({ reasoningEffort: 'medium', messages: [{ role: 'user', content: 'What is 2 + 2?' }] });
+    const conv: HarmonyConversation = { reasoningEffort: 'medium', messages: [{ role: 'user', content: 'What is 2 + 2?' }] };
+    const prompt = renderPrompt(conv);
     expect(prompt).toBe(`${SYSTEM_NO_DATE}<|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant`);
     // prettier-ignore
-    expect(tok.encode(prompt)).toEqual([200006, 17360, 200008, 3575, 553, 17554, 162016, 11, 261, 4410, 6439, 2359, 22203, 656, 7788, 17527, 558, 87447, 100594, 25, 220, 1323, 19, 12, 3218, 279, 30377, 289, 25, 14093, 279, 2, 13888, 18403, 25, 8450, 11, 49159, 11, 1721, 13, 21030, 2804, 413, 7360, 395, 1753, 3176, 13, 200007, 200006, 1428, 200008, 4827, 382, 220, 17, 659, 220, 17, 30, 200007, 200006, 173781]);
+    const spec = [200006, 17360, 200008, 3575, 553, 17554, 162016, 11, 261, 4410, 6439, 2359, 22203, 656, 7788, 17527, 558, 87447, 100594, 25, 220, 1323, 19, 12, 3218, 279, 30377, 289, 25, 14093, 279, 2, 13888, 18403, 25, 8450, 11, 49159, 11, 1721, 13, 21030, 2804, 413, 7360, 395, 1753, 3176, 13, 200007, 200006, 1428, 200008, 4827, 382, 220, 17, 659, 220, 17, 30, 200007, 200006, 173781];
+    expect(renderPromptIds(conv, tok)).toEqual(spec);
+    expect(await renderPromptIdsAsync(conv, tok, { maxTokens: spec.length })).toEqual(spec);
+    expect(tok.encode(prompt)).toEqual(spec);
+  });
+
+  it('gives the ids of the whole spelled-out prompt for the conversations below (tools, tool calls, constrain)', async () => {
+    const tok = await loadTokenizer();
+    const convs: HarmonyConversation[] = [
+      { reasoningEffort: 'high', currentDate: '2025-06-28', instructions: 'Use a friendly tone.', tools: WEATHER_TOOLS, messages: [{ role: 'user', content: 'What is the weather like in SF?' }] },
+      {
+        reasoningEffort: 'medium',
+        tools: WEATHER_TOOLS,
+        messages: [
+          { role: 'user', content: 'What is the weather in SF?' },
+          { role: 'assistant', channel: 'analysis', content: 'User asks: “What is the weather in SF?” We need to use lookup_weather tool.' },
+          { role: 'assistant', channel: 'commentary', recipient: 'functions.lookup_weather', contentType: '<|constrain|>json', content: '{"location": "San Francisco"}' },
+          { role: 'tool', name: 'functions.lookup_weather', content: '{"temperature": 20, "description": "sunny"}' },
+          { role: 'assistant', channel: 'final', content: 'It is sunny.' },
+          { role: 'user', content: 'Thanks!\n' },
+        ],
+      },
+    ];
+    for (const conv of convs) {
+      const whole = tok.encode(renderPrompt(conv));
+      expect(renderPromptIds(conv, tok)).toEqual(whole);
+      expect(await renderPromptIdsAsync(conv, tok)).toEqual(whole);
+    }
   });
 
   it('renders the date line and reasoning low/high', () => {

@@ -126,11 +126,11 @@ describe('npm pack, installed into a separate app', () => {
 
   it('a plain .mjs app runs a chat completion through the package entries', async () => {
     await writeFile(join(app, 'app.mjs'), `
-import { createEngine, ApiError, GpuUnavailableError, ModelLoadError, ContextLimitError, ModelTooLargeError,
+import { createEngine, ApiError, GpuUnavailableError, ModelLoadError, ContextLimitError, ModelTooLargeError, DeviceLostError,
   HarmonyParser, renderPrompt, conversationFromChatRequest, GptOssTokenizer, Checkpoint,
   httpSource, blobSource, huggingFaceUrl, resolveModelSource, directoryHandleSource } from 'gpt-oss-webgpu';
 import { directorySource, writeSyntheticCheckpoint, serve } from 'gpt-oss-webgpu/node';
-const exported = { createEngine, ApiError, GpuUnavailableError, ModelLoadError, ContextLimitError, ModelTooLargeError,
+const exported = { createEngine, ApiError, GpuUnavailableError, ModelLoadError, ContextLimitError, ModelTooLargeError, DeviceLostError,
   HarmonyParser, renderPrompt, conversationFromChatRequest, GptOssTokenizer, Checkpoint, httpSource, blobSource,
   huggingFaceUrl, resolveModelSource, directoryHandleSource, directorySource, writeSyntheticCheckpoint, serve };
 const missing = Object.entries(exported).filter(([, v]) => typeof v !== 'function').map(([k]) => k);

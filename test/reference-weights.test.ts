@@ -4,7 +4,7 @@ import { Checkpoint } from '../loader/checkpoint.ts';
 import { directorySource } from '../loader/source-node.ts';
 import { decodeMxfp4Rows, floatsToF32 } from '../loader/numeric.ts';
 import { loadRowBlockMatrix, loadWeights, type ModelWeights } from '../engine/reference/weights.ts';
-import { mxfp4RowDot, topK } from '../engine/reference/model.ts';
+import { mxfp4RowDot, topK } from '../engine/reference/ops.ts';
 import { readLogitsF32, writeLogitsF32 } from '../engine/reference/logits-file.ts';
 
 const MODEL = new URL('../../shared/golden/sharded/model/', import.meta.url);

@@ -22,7 +22,7 @@ function stubEngine() {
   const calls: ChatCompletionCreateParams[] = [];
   const aborted: unknown[] = [];
   const engine = {
-    backend: 'local', modelId: 'stub', pending: 0,
+    backend: 'local', modelId: 'stub', pending: 0, state: 'ready', onDeviceLost: () => () => {}, recover: async () => {},
     chat: { completions: { create: async (p: ChatCompletionCreateParams, o?: { signal?: AbortSignal }) => {
       calls.push(p);
       if (p.model === 'hang') {

@@ -104,7 +104,7 @@ async function run(id: number, model: string | FileSystemDirectoryHandle, o: Ben
     kvFormat: m.kvFormat,
     context: m.contextLimit,
     maxBatch: m.maxBatch,
-    decodeWeightBytes: decodeWeightBytes(m.config),
+    decodeWeightBytes: decodeWeightBytes(m.config, m.weightFormat),
     load: { reused, seconds: reused ? 0 : loadSeconds, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes, quotaWarning },
     result,
   };

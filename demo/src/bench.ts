@@ -1,5 +1,5 @@
 /** The benchmark page: plain DOM, the measuring in bench-worker.ts. */
-import type { KernelTime, Stats } from '../../bench/decode-prefill.ts';
+import type { KernelTime, Stats, StepTiming } from '../../bench/decode-prefill.ts';
 import type { BenchAdapter, BenchProgress, BenchReport, BenchRunOptions, FromBenchWorker, ToBenchWorker } from './bench-protocol.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -124,16 +124,19 @@ function statsRow(tbody: HTMLElement, key: string, label: string, s: Stats, f: (
   tr.appendChild(el('td', s.runs.map(f).join(', '), { class: 'runs' }));
 }
 
-function kernelTable(caption: string, rows: KernelTime[]): HTMLTableElement {
+function kernelTable(caption: string, rows: KernelTime[], step: StepTiming): HTMLTableElement {
   const t = el('table');
-  t.appendChild(el('caption', caption));
+  t.appendChild(el('caption', `${caption}: kernels ${step.gpuUs.toFixed(0)} µs of GPU time` +
+    (step.wallUs === undefined ? '' : `, the step ${step.wallUs.toFixed(0)} µs wall`)));
   const head = t.appendChild(el('thead')).appendChild(el('tr'));
-  for (const h of ['kernel', 'ms', '%']) head.appendChild(el('th', h));
+  for (const h of ['kernel', 'n', 'µs', 'GB/s', '%']) head.appendChild(el('th', h));
   const body = t.appendChild(el('tbody'));
   for (const r of rows) {
     const tr = body.appendChild(el('tr'));
     tr.appendChild(el('td', r.kernel));
-    tr.appendChild(el('td', r.ms.toFixed(3), { class: 'num' }));
+    tr.appendChild(el('td', String(r.count), { class: 'num' }));
+    tr.appendChild(el('td', r.us.toFixed(1), { class: 'num' }));
+    tr.appendChild(el('td', r.gbps === undefined ? '-' : sig(r.gbps), { class: 'num' }));
     tr.appendChild(el('td', r.percent.toFixed(1), { class: 'num' }));
   }
   return t;
@@ -165,9 +168,9 @@ function showResults(rep: BenchReport): void {
       `Loaded in ${rep.load.seconds.toFixed(1)} s (downloaded ${fmtBytes(rep.load.networkBytes)}, from the cache ${fmtBytes(rep.load.cachedBytes)}).`);
   if (r.profile) {
     const p = box.appendChild(el('div', undefined, { id: 'profile', class: 'profile' }));
-    p.appendChild(el('p', 'Per-kernel wall time, each kernel in its own submission (so the sums exceed the batched times above):', { class: 'hint' }));
-    p.appendChild(kernelTable(`Prefill batch of ${r.profile.prefillTokens} tokens`, r.profile.prefill));
-    p.appendChild(kernelTable('One decode token', r.profile.decode));
+    p.appendChild(el('p', 'Per-kernel GPU time (timestamps around each kernel\'s pass, one command buffer per step):', { class: 'hint' }));
+    p.appendChild(kernelTable(`Prefill batch of ${r.profile.prefillTokens} tokens`, r.profile.prefill, r.profile.prefillStep));
+    p.appendChild(kernelTable('One decode token', r.profile.decode, r.profile.decodeStep));
   }
 }
 

@@ -1,5 +1,5 @@
 /** The chat page: plain DOM, the engine in a worker behind WorkerEngine. */
-import { GpuUnavailableError, ModelTooLargeError, type AdapterSummary, type ChatMessageParam } from '../../index.ts';
+import { DeviceLostError, GpuUnavailableError, ModelTooLargeError, type AdapterSummary, type ChatMessageParam } from '../../index.ts';
 import { parseBytes } from '../../cli/args.ts';
 import type { DemoModel, FallbackEndpoint, LoadInfo, LoadOptions, ProgressInfo } from './protocol.ts';
 import { WorkerEngine } from './worker-proxy.ts';
@@ -18,6 +18,8 @@ declare global {
       webgpu?: boolean;
       /** Every notice shown, oldest first. */
       notices: string[];
+      /** The DeviceLostError's message while the GPU device is lost (until the model is reloaded). */
+      deviceLost?: string;
     };
   }
 }
@@ -25,14 +27,45 @@ window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 
 
 const fmtBytes = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
-/** The banner; `offerFallback` adds a button that loads through the fallback endpoint. */
-function notice(text: string, error = false, offerFallback = false): void {
+/** The banner; `offerFallback` adds a button that loads through the fallback endpoint, `offerRecover` one that reloads after a device loss. */
+function notice(text: string, error = false, offerFallback = false, offerRecover = false): void {
   if (text) window.__demo.notices.push(text);
   const el = $('notice');
   el.hidden = !text;
   $('notice-text').textContent = text;
   el.classList.toggle('error', error);
   $('use-fallback').hidden = !offerFallback;
+  $('recover').hidden = !offerRecover;
+}
+
+/** The GPU device was lost (driver reset, the browser reclaimed it): say so and offer to reload. */
+function deviceLost(e: DeviceLostError): void {
+  window.__demo.deviceLost = e.message;
+  $<HTMLButtonElement>('send').disabled = true;
+  notice(`The GPU device was lost (${e.reason}${e.deviceMessage ? `: ${e.deviceMessage}` : ''}). ` +
+    'Reload the model onto a new device to go on chatting (from the browser\'s cache when it was cached).', true, false, true);
+}
+engine.onDeviceLost = deviceLost;
+
+async function recover(): Promise<void> {
+  $<HTMLButtonElement>('recover').disabled = true;
+  notice('Reloading the model onto a new GPU device…', false, false, true);
+  const bar = $<HTMLProgressElement>('progress');
+  try {
+    await engine.recover((p) => {
+      bar.max = p.bytesTotal || 1;
+      bar.value = p.bytesDone;
+      $('progress-text').textContent = `Reloading: ${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)}`;
+    });
+    window.__demo.deviceLost = undefined;
+    notice('');
+    $('progress-text').textContent = 'Reloaded onto a new GPU device.';
+    $<HTMLButtonElement>('send').disabled = false;
+  } catch (e) {
+    notice(`Reloading failed: ${e instanceof Error ? e.message : String(e)}`, true, false, true);
+  } finally {
+    $<HTMLButtonElement>('recover').disabled = false;
+  }
 }
 
 /** Settings fields kept in localStorage between visits. */
@@ -109,6 +142,7 @@ async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Pro
   const t0 = performance.now();
   window.__demo.loaded = undefined;
   window.__demo.loadError = undefined;
+  window.__demo.deviceLost = undefined;
   window.__demo.progressEvents = 0;
   const onProgress = (p: ProgressInfo) => {
     window.__demo.progressEvents++;
@@ -208,11 +242,12 @@ async function send(): Promise<void> {
     if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
   } catch (e) {
     answer.textContent = `${content}\n[error: ${e instanceof Error ? e.message : String(e)}]`;
+    if (e instanceof DeviceLostError) deviceLost(e);
   } finally {
     history.push({ role: 'assistant', content });
     running = undefined;
     window.__demo.generating = false;
-    $<HTMLButtonElement>('send').disabled = false;
+    $<HTMLButtonElement>('send').disabled = window.__demo.deviceLost !== undefined;
     $<HTMLButtonElement>('stop').disabled = true;
   }
 }
@@ -243,6 +278,7 @@ $<HTMLInputElement>('folder-input').onchange = () => {
 };
 $('send').onclick = () => void send();
 $('stop').onclick = () => running?.abort();
+$('recover').onclick = () => void recover();
 $('clear-cache').onclick = async () => {
   await engine.clearCache();
   await refreshCache();

@@ -48,13 +48,18 @@ export type ToWorker =
   | { type: 'abort'; id: number }
   | { type: 'cache-size'; id: number }
   | { type: 'clear-cache'; id: number }
-  | { type: 'dispose'; id: number };
+  | { type: 'dispose'; id: number }
+  /** After a GPU device loss: a new device, the model reloaded (progress messages carry this id). */
+  | { type: 'recover'; id: number };
 
 export interface WireError {
   name: string;
   message: string;
   /** ModelLoadError's code, e.g. 'http' for a failed download. */
   code?: string;
+  /** DeviceLostError's reason and the implementation's message. */
+  reason?: string;
+  deviceMessage?: string;
 }
 
 export type FromWorker =
@@ -62,4 +67,6 @@ export type FromWorker =
   | { type: 'notice'; id: number; text: string }
   | { type: 'chunk'; id: number; chunk: ChatCompletionChunk }
   | { type: 'result'; id: number; value: unknown }
-  | { type: 'error'; id: number; error: WireError };
+  | { type: 'error'; id: number; error: WireError }
+  /** The engine's GPU device was lost (sent when it happens, even between requests; id 0). */
+  | { type: 'device-lost'; id: 0; error: WireError };

@@ -1,10 +1,11 @@
 /**
  * The page's side of the engine worker: an object with the library Engine's chat API
  * (`chat.completions.create({ ..., stream: true }, { signal })` gives an async iterable of
- * chunks) plus load(model, options, onProgress), cache size and clearing. Errors keep their
- * names, so GpuUnavailableError / ModelTooLargeError can be told apart.
+ * chunks) plus load(model, options, onProgress), cache size and clearing, and recover() after a
+ * GPU device loss. Errors keep their names, so GpuUnavailableError / ModelTooLargeError /
+ * DeviceLostError can be told apart.
  */
-import { GpuUnavailableError, ModelTooLargeError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../../index.ts';
+import { DeviceLostError, GpuUnavailableError, ModelTooLargeError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../../index.ts';
 import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ProgressInfo, ToWorker, WireError } from './protocol.ts';
 
 type Pending = {
@@ -20,6 +21,11 @@ type Request = ToWorker extends infer T ? (T extends ToWorker ? Omit<T, 'id'> : 
 function revive(e: WireError): Error {
   if (e.name === 'GpuUnavailableError') return new GpuUnavailableError(e.message);
   if (e.name === 'ModelTooLargeError') return new ModelTooLargeError(e.message, 0, 0);
+  if (e.name === 'DeviceLostError') {
+    const lost = new DeviceLostError(e.reason ?? 'unknown', e.deviceMessage ?? '');
+    lost.message = e.message;
+    return lost;
+  }
   const err = new Error(e.message) as Error & { code?: string };
   err.name = e.name;
   if (e.code !== undefined) err.code = e.code;
@@ -30,6 +36,8 @@ export class WorkerEngine {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Called when the engine's GPU device is lost, even between requests; recover() reloads. */
+  onDeviceLost?: (e: DeviceLostError) => void;
   readonly chat: { completions: { create: (params: ChatCompletionCreateParams & { stream: true }, options?: { signal?: AbortSignal }) => Promise<AsyncIterable<ChatCompletionChunk>> } };
 
   constructor(worker?: Worker) {
@@ -39,6 +47,10 @@ export class WorkerEngine {
   }
 
   private receive(m: FromWorker): void {
+    if (m.type === 'device-lost') {
+      this.onDeviceLost?.(revive(m.error) as DeviceLostError);
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === 'progress') p.onProgress?.(m.progress);
@@ -69,6 +81,11 @@ export class WorkerEngine {
 
   clearCache(): Promise<void> {
     return this.call<void>({ type: 'clear-cache' }).done;
+  }
+
+  /** After a device loss: re-creates the device and reloads the model (from the download cache). */
+  recover(onProgress?: (p: ProgressInfo) => void): Promise<void> {
+    return this.call<void>({ type: 'recover' }, { onProgress }).done;
   }
 
   dispose(): Promise<void> {

@@ -1,13 +1,22 @@
 /// <reference lib="webworker" />
 /** The engine in a Web Worker: loads the model (through the download cache) and streams chats. */
-import { createEngine, type Engine, type LoadProgress } from '../../index.ts';
+import { createEngine, DeviceLostError, type Engine, type LoadProgress } from '../../index.ts';
 import { cacheSize, clearCache } from '../../loader/source-cache.ts';
 import { checkStorage, demoSource, modelName, storeRefusedWarning } from './model-source.ts';
-import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ToWorker } from './protocol.ts';
+import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ToWorker, WireError } from './protocol.ts';
 
 const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
 let engine: Engine | undefined;
 const aborts = new Map<number, AbortController>();
+/** The request that hears upload progress: the load, or later a recovery (which reuses the callback). */
+let progressId = 0;
+
+function wire(e: unknown): WireError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const code = (err as { code?: unknown }).code;
+  const lost = err instanceof DeviceLostError ? { reason: err.reason, deviceMessage: err.deviceMessage } : {};
+  return { name: err.name, message: err.message, code: typeof code === 'string' ? code : undefined, ...lost };
+}
 
 /** Whether this worker has a WebGPU adapter (checked before anything is downloaded). */
 async function hasAdapter(): Promise<boolean> {
@@ -36,12 +45,14 @@ async function load(id: number, model: DemoModel, o: LoadOptions): Promise<LoadI
     if (quotaWarning) post({ type: 'notice', id, text: quotaWarning });
   }
   const stats = src.stats;
+  progressId = id;
   const onProgress = (p: LoadProgress) => {
     const refused = quotaWarning ? undefined : storeRefusedWarning(stats);
-    if (refused) post({ type: 'notice', id, text: (quotaWarning = refused) });
-    post({ type: 'progress', id, progress: { phase: 'download', ...p, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes } });
+    if (refused) post({ type: 'notice', id: progressId, text: (quotaWarning = refused) });
+    post({ type: 'progress', id: progressId, progress: { phase: 'download', ...p, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes } });
   };
   engine = await createEngine({ model: src.source, modelId, contextLimit: o.contextLimit, memoryLimit: o.memoryLimit, fallback: o.fallback, onProgress });
+  engine.onDeviceLost((e) => post({ type: 'device-lost', id: 0, error: wire(e) }));
   return {
     modelId: engine.modelId, backend: engine.backend, adapter: engine.adapter, totalBytes,
     networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes, quotaWarning, fallbackReason: engine.fallbackReason,
@@ -78,6 +89,12 @@ async function handle(m: ToWorker): Promise<void> {
       await clearCache();
       post({ type: 'result', id: m.id, value: null });
       return;
+    case 'recover':
+      if (!engine) throw new Error('no model loaded');
+      progressId = m.id;
+      await engine.recover();
+      post({ type: 'result', id: m.id, value: null });
+      return;
     case 'dispose':
       await engine?.dispose();
       engine = undefined;
@@ -88,9 +105,5 @@ async function handle(m: ToWorker): Promise<void> {
 
 self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const m = ev.data;
-  handle(m).catch((e: unknown) => {
-    const err = e instanceof Error ? e : new Error(String(e));
-    const code = (err as { code?: unknown }).code;
-    post({ type: 'error', id: m.id, error: { name: err.name, message: err.message, code: typeof code === 'string' ? code : undefined } });
-  });
+  handle(m).catch((e: unknown) => post({ type: 'error', id: m.id, error: wire(e) }));
 };

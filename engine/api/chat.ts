@@ -5,7 +5,7 @@
  * This is an adapter over the session API; the engine itself knows nothing of OpenAI.
  */
 import type { GptOssTokenizer } from '../../loader/tokenizer.ts';
-import { conversationFromChatRequest, HarmonyParser, renderPrompt, type HarmonyEvent } from '../harmony/index.ts';
+import { conversationFromChatRequest, HarmonyParser, PromptTooLongError, renderPromptIdsAsync, type HarmonyConversation, type HarmonyEvent } from '../harmony/index.ts';
 import { ContextLimitError, type GpuSession } from '../gpu-session.ts';
 import { generate } from '../generate.ts';
 import type { SamplingParams } from '../sampling.ts';
@@ -46,8 +46,14 @@ export interface RunOptions {
   timeLimitMs?: number;
 }
 
-/** Validates a request and renders its prompt; every problem is a 400 naming the parameter. */
-export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParams, defaultMaxTokens?: number): Prepared {
+/**
+ * Validates a request and renders its prompt ids; every problem is a 400 naming the parameter.
+ * Async: a long prompt is tokenized in slices between event-loop turns, and given up on as soon
+ * as it cannot fit the context.
+ */
+export async function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<Prepared> {
+  const signal = o.signal ?? p.signal;
+  const defaultMaxTokens = o.defaultMaxTokens;
   if (p === null || typeof p !== 'object') throw new ApiError(400, 'the request body must be a JSON object');
   checkUnsupportedParams(p as unknown as Record<string, unknown>);
   if (!Array.isArray(p.messages) || p.messages.length === 0) throw new ApiError(400, 'messages must be a non-empty array', 'invalid_request_error', 'messages');
@@ -74,17 +80,23 @@ export function prepareRequest(b: LocalChatBackend, p: ChatCompletionCreateParam
   }
   if (p.tool_choice === 'none') p = { ...p, tools: undefined };
 
-  let prompt: number[];
+  let conv: HarmonyConversation;
   try {
-    prompt = b.tokenizer.encode(renderPrompt(conversationFromChatRequest(p as never)));
+    conv = conversationFromChatRequest(p as never);
   } catch (e) {
     if (e instanceof ApiError) throw e;
     throw new ApiError(400, (e as Error).message, 'invalid_request_error', paramOfMessage((e as Error).message));
   }
-  const room = b.contextLimit - prompt.length;
-  if (room < 1) {
-    throw new ApiError(400, `the prompt is ${prompt.length} tokens; this model's context limit is ${b.contextLimit}`, 'invalid_request_error', 'messages', 'context_length_exceeded');
+  let prompt: number[];
+  try {
+    // At least one token of the context is left for the answer.
+    prompt = await renderPromptIdsAsync(conv, b.tokenizer, { maxTokens: b.contextLimit - 1, signal });
+  } catch (e) {
+    if (!(e instanceof PromptTooLongError)) throw e;
+    throw new ApiError(400, `the prompt is ${e.exact ? '' : 'at least '}${e.atLeast} tokens; this model's context limit is ${b.contextLimit}`,
+      'invalid_request_error', 'messages', 'context_length_exceeded');
   }
+  const room = b.contextLimit - prompt.length;
   const field = p.max_completion_tokens !== undefined && p.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
   const requested = p[field];
   const maxTokens = requested === undefined || requested === null
@@ -237,7 +249,7 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
 }
 
 export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<ChatCompletion> {
-  const prep = prepareRequest(b, p, o.defaultMaxTokens);
+  const prep = await prepareRequest(b, p, o);
   const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs);
   const m = r.mapper;
   return {
@@ -262,8 +274,8 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
 }
 
 /** The streamed form: chunks are produced as tokens are read back from the GPU. */
-export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): AsyncIterable<ChatCompletionChunk> {
-  const prep = prepareRequest(b, p, o.defaultMaxTokens); // validation errors surface before streaming starts
+export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<AsyncIterable<ChatCompletionChunk>> {
+  const prep = await prepareRequest(b, p, o); // validation errors surface before streaming starts
   const signal = o.signal;
   const id = `chatcmpl-${randomId(24)}`;
   const created = Math.floor(Date.now() / 1000);

@@ -2,18 +2,22 @@
  * The public entry point: `createEngine({ model })` loads a gpt-oss checkpoint onto WebGPU and
  * offers `engine.chat.completions.create(...)` with OpenAI's shapes, plus a lower-level
  * session API (append tokens, generate, reset, dispose) that the OpenAI surface is built on.
+ * When the GPU device is lost, requests fail with DeviceLostError until `engine.recover()`
+ * re-creates the device and reloads the weights (engine/api/gpu-runtime.ts).
  */
 import { Checkpoint } from '../../loader/checkpoint.ts';
 import type { GptOssConfig } from '../../loader/config.ts';
 import { resolveModelSource, type ModelLocation } from '../../loader/resolve.ts';
 import { GptOssTokenizer } from '../../loader/tokenizer.ts';
 import { createGpuContext, GpuUnavailableError, type AdapterSummary, type GpuContext } from '../gpu/device.ts';
+import type { DeviceLostError } from '../gpu/device-lost.ts';
 import { GpuModel, type ModelOptions } from '../gpu-model.ts';
 import { GpuSession } from '../gpu-session.ts';
 import { generate, type GenerateOptions, type GenerateResult } from '../generate.ts';
-import { ModelTooLargeError, type KvFormat } from '../memory-plan.ts';
+import { ModelTooLargeError, type KvFormat, type WeightFormat } from '../memory-plan.ts';
 import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
+import { GpuRuntime, type EngineState } from './gpu-runtime.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
 
@@ -29,6 +33,8 @@ export interface CreateEngineOptions {
   /** Longest prompt + answer (default min(4096, the model's maximum)). */
   contextLimit?: number;
   kvFormat?: KvFormat;
+  /** 'q8': 8-bit lm_head quantised at load (faster decode, stated error); default 'bf16' (exact). */
+  weights?: WeightFormat;
   maxBatch?: number;
   /** GPU memory to plan against, when known. */
   memoryLimit?: number;
@@ -46,6 +52,12 @@ export interface CreateEngineOptions {
  * server's --max-tokens-cap and --request-timeout); the fallback backend leaves them to its server.
  */
 export type CreateOptions = RunOptions;
+
+export interface RecoverOptions {
+  /** Upload progress of the reload (default: createEngine's onProgress). */
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
 
 export interface ChatCompletionsApi {
   create(params: ChatCompletionCreateParams & { stream: true }, options?: CreateOptions): Promise<AsyncIterable<ChatCompletionChunk>>;
@@ -66,8 +78,21 @@ export interface Engine {
   readonly tokenizer?: GptOssTokenizer;
   /** Generations running or waiting for the GPU (0 for the fallback). */
   readonly pending: number;
-  /** A token-level session sharing the engine's GPU lock (local backend only). */
+  /**
+   * 'ready'; 'lost' when the GPU device was lost (requests and createSession fail at once with
+   * DeviceLostError); 'recovering' while recover() reloads; 'disposed'. The fallback is always 'ready'.
+   */
+  readonly state: EngineState;
+  /** A token-level session sharing the engine's GPU lock (local backend only). Sessions do not survive a device loss. */
   createSession(): TextSession;
+  /**
+   * After a device loss: a fresh adapter and device, the weights streamed again from the same
+   * source; resolves once the engine serves again. Concurrent calls share one recovery; nothing
+   * to do when ready. If it fails (no adapter, the new device lost too), the state is 'lost' again.
+   */
+  recover(options?: RecoverOptions): Promise<void>;
+  /** Calls `listener` whenever the engine's GPU device is lost; returns an unsubscribe function. */
+  onDeviceLost(listener: (error: DeviceLostError) => void): () => void;
   dispose(): Promise<void>;
 }
 
@@ -137,14 +162,16 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
     gpu.destroy();
     throw e;
   }
+  const modelOptions = (onProgress: ((p: LoadProgress) => void) | undefined, signal: AbortSignal | undefined): ModelOptions => ({
+    contextLimit: o.contextLimit, kvFormat: o.kvFormat, weights: o.weights, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal,
+    onProgress: onProgress ? (bytesDone, bytesTotal) => onProgress({ bytesDone, bytesTotal }) : undefined,
+  });
   let model: GpuModel | undefined;
   try {
     const tokenizer = await GptOssTokenizer.load(ck.source);
-    const modelOptions: ModelOptions = {
-      contextLimit: o.contextLimit, kvFormat: o.kvFormat, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal: o.signal,
-      onProgress: o.onProgress ? (bytesDone, bytesTotal) => o.onProgress!({ bytesDone, bytesTotal }) : undefined,
-    };
-    model = await GpuModel.load(ck, gpu, modelOptions);
+    // Prompts are bounded by the longest token: find it now (a scan of the vocabulary) rather than in the first request.
+    tokenizer.maxTokenBytes();
+    model = await GpuModel.load(ck, gpu, modelOptions(o.onProgress, o.signal));
     const queue = new GpuQueue();
     const backend: LocalChatBackend = {
       modelId: o.modelId ?? defaultModelId(o.model),
@@ -153,32 +180,62 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       queue,
       contextLimit: model.contextLimit,
     };
-    const loaded = model;
-    const ctx = gpu;
+    const source = ck;
     const sessions = new Set<TextSession>();
+    const runtime = new GpuRuntime({ gpu, model }, {
+      async load(r) {
+        const g = await createGpuContext({ gpu: o.gpu });
+        try {
+          return { gpu: g, model: await GpuModel.load(source, g, modelOptions(r.onProgress ?? o.onProgress, r.signal)) };
+        } catch (e) {
+          g.destroy();
+          throw e;
+        }
+      },
+      install: (next) => queue.run(async () => {
+        const old = backend.session;
+        backend.session = new GpuSession(next.model);
+        old.dispose();
+        sessions.clear(); // they lived on the lost device and say so when used
+      }),
+    });
+    const create = (params: ChatCompletionCreateParams, opts?: CreateOptions) => {
+      try {
+        runtime.check();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return params.stream ? streamCompletion(backend, params, opts) : createCompletion(backend, params, opts);
+    };
     return {
       backend: 'local',
       modelId: backend.modelId,
-      config: ck.config,
-      adapter: gpu.info,
+      config: source.config,
+      get adapter() {
+        return runtime.gpu.info;
+      },
       tokenizer,
       get pending() {
         return queue.depth;
       },
-      chat: { completions: { create: ((params: ChatCompletionCreateParams, opts?: CreateOptions) =>
-        params.stream ? Promise.resolve(streamCompletion(backend, params, opts)) : createCompletion(backend, params, opts)) as ChatCompletionsApi['create'] } },
+      get state() {
+        return runtime.state;
+      },
+      chat: { completions: { create: create as ChatCompletionsApi['create'] } },
       createSession() {
-        const s = new TextSession(new GpuSession(loaded), queue);
+        runtime.check();
+        const s = new TextSession(new GpuSession(runtime.model), queue);
         sessions.add(s);
         return s;
       },
+      recover: (r) => runtime.recover(r),
+      onDeviceLost: (listener) => runtime.onDeviceLost(listener),
       async dispose() {
         await queue.run(async () => {
           for (const s of sessions) s.dispose();
           backend.session.dispose();
-          loaded.dispose();
-          await ck.close();
-          ctx.destroy();
+          runtime.dispose();
+          await source.close();
         });
       },
     };
@@ -196,11 +253,14 @@ function createRemoteEngine(f: FallbackOptions, reason: string): Engine {
     modelId: f.model,
     fallbackReason: reason,
     pending: 0,
+    state: 'ready',
     chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: CreateOptions) =>
       params.stream ? remoteStream(f, params, opts?.signal) : remoteCompletion(f, params, opts?.signal)) as ChatCompletionsApi['create'] } },
     createSession() {
       throw new Error(`the fallback backend has no token-level sessions (${reason})`);
     },
+    recover: async () => {},
+    onDeviceLost: () => () => {},
     async dispose() {},
   };
 }

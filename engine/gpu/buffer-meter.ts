@@ -11,6 +11,8 @@ export interface BufferMeter {
   readonly peakBytes: number;
   /** Buffers created while metering. */
   readonly created: number;
+  /** Starts the peak again from the live bytes (after a temporary buffer that should not count). */
+  resetPeak(): void;
   /** Restores the device's own createBuffer (buffers already wrapped keep counting their destroy). */
   stop(): void;
 }
@@ -47,6 +49,9 @@ export function meterBuffers(device: GPUDevice): BufferMeter {
     get liveBytes() { return live; },
     get peakBytes() { return peak; },
     get created() { return created; },
+    resetPeak() {
+      peak = live;
+    },
     stop() {
       if (own) device.createBuffer = own;
       else delete (device as { createBuffer?: unknown }).createBuffer;

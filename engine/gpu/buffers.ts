@@ -1,4 +1,5 @@
 /** Buffer helpers: creation from host data (padded to 4 bytes) and read-back. */
+import { gpuWait } from './device-lost.ts';
 
 export function align(n: number, to: number): number {
   return Math.ceil(n / to) * to;
@@ -27,7 +28,7 @@ export async function readBuffer(device: GPUDevice, buf: GPUBuffer, size = buf.s
   const enc = device.createCommandEncoder();
   enc.copyBufferToBuffer(buf, offset, staging, 0, align(size, 4));
   device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
+  await gpuWait(device, staging.mapAsync(GPUMapMode.READ));
   const out = staging.getMappedRange().slice(0, size);
   staging.unmap();
   staging.destroy();

@@ -125,6 +125,12 @@ export interface DecodeShape {
   bytesWrittenPerStep: number;
   /** Steps whose id came back only after the next step had been submitted (all but the last, when pipelined). */
   pipelined: number;
+  /**
+   * Steps whose id came back together with the previous step's, before the host could submit
+   * anything in between (the GPU outran the host, so no ordering of calls can show the
+   * pipelining); never the case for an engine that waits for each id before the next step.
+   */
+  overtaken: number;
 }
 
 /**
@@ -143,8 +149,9 @@ export function decodeShape(events: CallEvent[]): DecodeShape {
   }
   const shape: DecodeShape = {
     steps: steps.length, submitsPerStep: 0, dispatchesPerStep: { min: Infinity, max: 0 }, passesPerStep: 0, encodersPerStep: 0,
-    createdPerStep: 0, mapsPerStep: 0, bytesReadPerStep: 0, bytesWrittenPerStep: 0, pipelined: 0,
+    createdPerStep: 0, mapsPerStep: 0, bytesReadPerStep: 0, bytesWrittenPerStep: 0, pipelined: 0, overtaken: 0,
   };
+  const resolvedAt = (k: number) => events.findIndex((e) => e.kind === 'mapResolved' && e.map === steps[k]!.map);
   for (let k = 0; k < steps.length; k++) {
     const from = k === 0 ? steps[0]!.at : steps[k - 1]!.at + 1;
     // The first step's window starts at its own encoder, so the prefill before it is not counted.
@@ -163,8 +170,11 @@ export function decodeShape(events: CallEvent[]): DecodeShape {
     shape.mapsPerStep = Math.max(shape.mapsPerStep, maps.length);
     shape.bytesReadPerStep = Math.max(shape.bytesReadPerStep, maps.reduce((a, e) => a + (e.bytes ?? 0), 0));
     shape.bytesWrittenPerStep = Math.max(shape.bytesWrittenPerStep, win.filter((e) => e.kind === 'writeBuffer').reduce((a, e) => a + (e.bytes ?? 0), 0));
-    const resolved = events.findIndex((e) => e.kind === 'mapResolved' && e.map === steps[k]!.map);
-    if (k + 1 < steps.length && resolved > steps[k + 1]!.at) shape.pipelined++;
+    const resolved = resolvedAt(k);
+    if (k + 1 < steps.length) {
+      if (resolved > steps[k + 1]!.at) shape.pipelined++;
+      else if (k > 0 && !events.slice(resolvedAt(k - 1), resolved).some((e) => e.kind === 'submit')) shape.overtaken++;
+    }
   }
   if (steps.length === 0) shape.dispatchesPerStep.min = 0;
   return shape;

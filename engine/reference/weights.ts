@@ -7,6 +7,7 @@
 import type { Checkpoint, TensorRef } from '../../loader/checkpoint.ts';
 import type { GptOssConfig } from '../../loader/config.ts';
 import { floatsToF32 } from '../../loader/numeric.ts';
+import { dot } from './ops.ts';
 
 /** Target size of one row block of the embedding / lm_head. */
 export const ROW_BLOCK_BYTES = 64 << 20;
@@ -73,13 +74,6 @@ export class RowBlockMatrix {
       }
     }
   }
-}
-
-/** sum_k a[aOff + k] * x[k], k < n, in f64. */
-export function dot(a: Float32Array, aOff: number, x: Float32Array, n: number): number {
-  let s = 0;
-  for (let k = 0; k < n; k++) s += a[aOff + k]! * x[k]!;
-  return s;
 }
 
 /**

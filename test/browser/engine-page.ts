@@ -28,6 +28,10 @@ export interface EngineResult {
   adapter: AdapterSummary;
   /** The engine chose barrier-free kernels for a CPU adapter. */
   fallback: boolean;
+  /** Features granted to the device, sorted. */
+  deviceFeatures: string[];
+  /** The pipeline keys of the kernels the model built (the shader variants that ran). */
+  kernelKeys: string[];
   vocab: number;
   progress: { calls: number; done: number; total: number };
   /** mode=logits: [tokens, vocab] row-major, as a plain array. */
@@ -109,7 +113,11 @@ async function run(): Promise<EngineResult> {
   });
   const t2 = performance.now();
   log(`opened in ${(t1 - t0).toFixed(0)} ms, loaded in ${(t2 - t1).toFixed(0)} ms (${progress.calls} progress calls, ${progress.done}/${progress.total} bytes)`);
-  const summary = { mode, source: source.description, opfs, adapter: gpu.info, fallback: gpu.fallback, vocab: model.config.vocabSize, progress } as const;
+  const kernelKeys = [...new Set(Object.values(model.kernels).flat().map((k: { key: string }) => k.key))].sort();
+  const summary = {
+    mode, source: source.description, opfs, adapter: gpu.info, fallback: gpu.fallback, deviceFeatures: [...gpu.device.features].sort(),
+    kernelKeys, vocab: model.config.vocabSize, progress,
+  } as const;
   try {
     if (mode === 'logits') {
       const session = new GpuSession(model, { allLogits: true });

@@ -1,6 +1,8 @@
 /**
  * The kernel case tables (test/kernels/index.ts) run in the page on navigator.gpu; the results go
- * to window.__results for test/kernels.browser.test.ts to check in Node.
+ * to window.__results, and the adapter and what the device was granted (which decides the
+ * feature-dependent kernel paths, see KERNEL_PATHS) to window.__adapter and window.__device, for
+ * test/kernels.browser.test.ts to check in Node.
  */
 import { createGpuContext, type AdapterSummary } from '../../engine/gpu/device.ts';
 import type { CaseResult } from '../gpu/check.ts';
@@ -9,10 +11,21 @@ import { KERNEL_FAMILIES } from '../kernels/index.ts';
 /** Per family its results, or the error it threw; a string when the page could not run at all. */
 export type PageResults = Record<string, CaseResult[] | string> | string;
 
+/** The device the cases ran on. */
+export interface DeviceSummary {
+  /** Features granted to the device (what the kernels may use), sorted. */
+  features: string[];
+  /** shader-f16 was granted. */
+  f16: boolean;
+  /** A CPU adapter: the engine picks the barrier-free kernel variants. */
+  fallback: boolean;
+}
+
 declare global {
   interface Window {
     __results?: PageResults;
     __adapter?: AdapterSummary;
+    __device?: DeviceSummary;
   }
 }
 
@@ -24,7 +37,8 @@ const log = (line: string) => {
 async function run(): Promise<PageResults> {
   const gpu = await createGpuContext();
   window.__adapter = gpu.info;
-  log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description}`);
+  window.__device = { features: [...gpu.device.features].sort(), f16: gpu.f16, fallback: gpu.fallback };
+  log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description}; device features ${window.__device.features.join(',')}`);
   const results: Record<string, CaseResult[] | string> = {};
   for (const [family, cases] of Object.entries(KERNEL_FAMILIES)) {
     const t0 = performance.now();

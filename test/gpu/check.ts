@@ -8,17 +8,26 @@ export interface CaseResult {
   ok: boolean;
   maxErr: number;
   message: string;
+  /**
+   * The kernel code path the case ran (e.g. matmul 'tiled' or 'simple'), one of KERNEL_PATHS in
+   * test/kernels/index.ts; absent where a family has one path only.
+   */
+  path?: string;
 }
 
-/** |got - want| <= atol + rtol * |want| everywhere; NaN/Inf in `got` always fails. */
+/**
+ * |got - want| <= atol + rtol * |want| everywhere (atol: one value, or one per index); NaN/Inf in
+ * `got` always fails.
+ */
 export function checkClose(
   kernel: string,
   shape: string,
   want: ArrayLike<number>,
   got: ArrayLike<number>,
-  atol: number,
+  atol: number | ArrayLike<number>,
   rtol = 0,
 ): CaseResult {
+  const tolAt = typeof atol === 'number' ? () => atol : (i: number) => atol[i]!;
   if (want.length !== got.length) {
     return { kernel, shape, ok: false, maxErr: Infinity, message: `${kernel} ${shape}: length ${got.length}, expected ${want.length}` };
   }
@@ -29,7 +38,7 @@ export function checkClose(
     const w = want[i]!;
     const g = got[i]!;
     const err = Math.abs(g - w);
-    if (!Number.isFinite(g) || !(err <= atol + rtol * Math.abs(w))) {
+    if (!Number.isFinite(g) || !(err <= tolAt(i) + rtol * Math.abs(w))) {
       if (bad < 0) bad = i;
       nBad++;
     }
@@ -40,7 +49,7 @@ export function checkClose(
   return {
     kernel, shape, ok: false, maxErr,
     message: `${kernel} ${shape}: ${nBad} of ${want.length} values off; first at index ${bad}: expected ${want[bad]}, got ${got[bad]} ` +
-      `(tolerance ${atol} + ${rtol}*|expected|; max |err| ${maxErr.toExponential(2)})`,
+      `(tolerance ${tolAt(bad)} + ${rtol}*|expected|; max |err| ${maxErr.toExponential(2)})`,
   };
 }
 

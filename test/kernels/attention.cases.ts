@@ -1,10 +1,11 @@
 /**
- * The attention family: f32_rope, f32_kv_store and f32_{f32|q8}kv_sdpa against f64 CPU math
- * that mirrors ReferenceSession.attention. Attention runs as a session: several batches in
+ * The attention family: f32_rope, f32_kv_store and f32_{f32|q8}kv_sdpa against the reference's
+ * applyRope, quantizeQ8 and attention (engine/reference), the ones ReferenceSession uses. Attention runs as a session: several batches in
  * sequence (prefill, decodes, prefill on top of a cache), each storing its k, v then attending.
  * Runs in Node and in the browser.
  */
-import { ropeRow, ropeTableData, yarnParams } from '../../engine/reference/rope.ts';
+import { attention } from '../../engine/reference/ops.ts';
+import { applyRope, ropeRow, ropeTableData, yarnParams } from '../../engine/reference/rope.ts';
 import { bufferFrom, createBuffer, readBuffer, readF32 } from '../../engine/gpu/buffers.ts';
 import type { LayerKind, YarnRope } from '../../loader/config.ts';
 import { AttentionKernel } from '../../kernels/attention.ts';
@@ -13,6 +14,7 @@ import { createKvCache, dequantizeKv, kvCapacity, KvStoreKernel, type KvFormat }
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { checkQ8Rows } from './q8.ts';
 
 const REAL_ROPE: YarnRope = { theta: 150000, factor: 32, betaFast: 32, betaSlow: 1, originalMaxPositions: 4096, truncate: false };
 
@@ -63,18 +65,11 @@ async function ropeCases(device: GPUDevice, cache: PipelineCache): Promise<CaseR
         writeStep(device, step, T, pos0);
         run(device, (pass) => kernel.encode(pass, kernel.bind(device, step, xb, table), T));
         const got = await readF32(device, xb, x.length);
-        const want = new Float64Array(x.length);
+        const want = x.slice();
         const cos = new Float64Array(half), sin = new Float64Array(half);
         for (let t = 0; t < T; t++) {
           ropeRow(yp, pos0 + t, cos, sin);
-          for (let h = 0; h < heads; h++) {
-            const o = (t * heads + h) * cfg.headDim;
-            for (let i = 0; i < half; i++) {
-              const x1 = x[o + i]!, x2 = x[o + i + half]!;
-              want[o + i] = x1 * cos[i]! - x2 * sin[i]!;
-              want[o + i + half] = x2 * cos[i]! + x1 * sin[i]!;
-            }
-          }
+          applyRope(want.subarray(t * heads * cfg.headDim, (t + 1) * heads * cfg.headDim), heads, cfg.headDim, cos, sin);
         }
         results.push(checkClose(kernel.key, `T=${T} pos0=${pos0} theta=${cfg.rope.theta}`, want, got, 2e-6, 1e-6));
         xb.destroy();
@@ -115,23 +110,16 @@ async function kvStoreCases(device: GPUDevice, cache: PipelineCache): Promise<Ca
           results.push(checkEqual(kernel.key, shape, src, got));
           continue;
         }
-        // q8: scale = max|row| / 127 and every value within scale / 2 (as a ratio to scale / 2).
+        // q8: the int8 values and the scales as the reference quantizeQ8 rounds them.
+        const bytes = new Int8Array(raw, 0, C * nKv * D);
         const scales = new Float32Array(raw, C * nKv * D, C * nKv);
-        const wantScale = new Float32Array(T * nKv), gotScale = new Float32Array(T * nKv);
-        const ratio = new Float32Array(src.length);
-        for (let r = 0; r < T * nKv; r++) {
-          let amax = 0;
-          for (let d = 0; d < D; d++) amax = Math.max(amax, Math.abs(src[r * D + d]!));
-          wantScale[r] = amax / 127;
-          const t = Math.floor(r / nKv), g = r % nKv;
-          gotScale[r] = scales[((pos0 + t) % C) * nKv + g]!;
-          for (let d = 0; d < D; d++) {
-            const i = r * D + d;
-            ratio[i] = gotScale[r]! > 0 ? Math.abs(got[i]! - src[i]!) / (gotScale[r]! / 2) : Math.abs(got[i]! - src[i]!);
-          }
+        const gotQ = new Int8Array(T * nKv * D), gotScale = new Float32Array(T * nKv);
+        for (let t = 0; t < T; t++) {
+          const slot = (pos0 + t) % C;
+          gotQ.set(bytes.subarray(slot * nKv * D, (slot + 1) * nKv * D), t * nKv * D);
+          gotScale.set(scales.subarray(slot * nKv, (slot + 1) * nKv), t * nKv);
         }
-        results.push(checkClose(kernel.key, `${shape} scale`, wantScale, gotScale, 0, 1e-6));
-        results.push(checkClose(kernel.key, `${shape} |dequant - x| / (scale/2)`, new Float32Array(src.length), ratio, 1 + 1e-4));
+        results.push(...checkQ8Rows(kernel.key, shape, src, D, gotQ, gotScale));
       }
       kb.destroy();
       vb.destroy();
@@ -174,35 +162,24 @@ const SESSIONS: Session[] = [
   { name: 'sliding gqa2 W=70', H: 2, nKv: 1, D: 32, kind: 'sliding', window: 70, steps: [90, 1, 2] },
 ];
 
-/** out [T, H*D] in f64 for queries at positions pos0..pos0+T-1 over keys/values by position. */
+/** out [T, H*D] for queries at positions pos0..pos0+T-1 over keys/values by position: the reference attention per token. */
 function attentionRef(
   s: Session, q: Float32Array, T: number, pos0: number, keys: Float32Array[], vals: Float32Array[], sinks: Float32Array,
-): Float64Array {
+): Float32Array {
   const { H, nKv, D } = s;
-  const group = H / nKv, scale = 1 / Math.sqrt(D);
-  const out = new Float64Array(T * H * D);
-  for (let t = 0; t < T; t++) {
-    const pos = pos0 + t;
-    const first = s.kind === 'sliding' ? Math.max(0, pos - s.window + 1) : 0;
-    for (let h = 0; h < H; h++) {
-      const g = Math.floor(h / group), qo = (t * H + h) * D;
-      const scores: number[] = [];
-      let max = sinks[h]!;
-      for (let j = first; j <= pos; j++) {
-        let dot = 0;
-        for (let i = 0; i < D; i++) dot += q[qo + i]! * keys[j]![g * D + i]!;
-        scores.push(dot * scale);
-        max = Math.max(max, dot * scale);
-      }
-      let denom = Math.exp(sinks[h]! - max);
-      const p = scores.map((x) => Math.exp(x - max));
-      for (const x of p) denom += x;
-      for (let i = 0; i < D; i++) {
-        let acc = 0;
-        for (let j = first; j <= pos; j++) acc += p[j - first]! * vals[j]![g * D + i]!;
-        out[qo + i] = acc / denom;
-      }
-    }
+  const shape = { heads: H, kvHeads: nKv, headDim: D, window: s.kind === 'sliding' ? s.window : 0 };
+  const k = concat(keys.slice(0, pos0 + T)), v = concat(vals.slice(0, pos0 + T));
+  const out = new Float32Array(T * H * D);
+  for (let t = 0; t < T; t++) attention(q.subarray(t * H * D, (t + 1) * H * D), k, v, pos0 + t, shape, sinks, out.subarray(t * H * D, (t + 1) * H * D));
+  return out;
+}
+
+function concat(rows: Float32Array[]): Float32Array {
+  const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let at = 0;
+  for (const r of rows) {
+    out.set(r, at);
+    at += r.length;
   }
   return out;
 }

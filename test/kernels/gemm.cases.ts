@@ -76,7 +76,7 @@ export async function gemmCases(device: GPUDevice): Promise<CaseResult[]> {
         }
       }
       const shape = `T=${tokens} N=${rows} K=${k}${s.bias ? ' bias' : ''}${s.acc ? ' acc' : ''}${s.outStride ? ` rows at ${offset} of ${stride}` : ''}`;
-      results.push(checkClose(kern.key, shape, want, got, tol(k), 1e-4));
+      results.push({ ...checkClose(kern.key, shape, want, got, tol(k), 1e-4), path: variant });
       xb.destroy();
       out.destroy();
     }

@@ -1,9 +1,10 @@
 /**
- * f32_bf16w_matmul against an f64 CPU matmul: decode (T=1) and prefill (T>1) paths, partial row
+ * f32_bf16w_matmul against the reference linear (engine/reference/ops.ts): decode (T=1) and prefill (T>1) paths, partial row
  * and K tails, bias, accumulate, a lm_head-style strided output and a row-chunked matrix.
  * Runs in Node and in the browser.
  */
 import { bufferFrom, createBuffer, readF32 } from '../../engine/gpu/buffers.ts';
+import { linear } from '../../engine/reference/ops.ts';
 import { STEP_BYTES, writeStep } from '../../kernels/common.ts';
 import { Bf16MatmulKernel, planRowChunks } from '../../kernels/matmul-bf16.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
@@ -34,20 +35,13 @@ const SHAPES: Shape[] = [
 /** Both shader variants run every shape: the engine picks 'simple' on CPU adapters, 'tiled' on GPUs. */
 const VARIANTS = ['tiled', 'simple'] as const;
 
-/** out[t*stride + offset + o] (+)= W x + b in f64, over a copy of `init`. */
+/** out[t*stride + offset + o] (+)= W x_t + b, over a copy of `init`: the reference linear per token. */
 function cpuMatmul(
   w: Float32Array, b: Float32Array | null, x: Float32Array, tokens: number, rows: number, k: number,
-  init: Float32Array, acc: boolean, stride = rows, offset = 0,
+  init: Float32Array, accumulate: boolean, stride = rows, offset = 0,
 ): Float32Array {
   const out = Float32Array.from(init);
-  for (let t = 0; t < tokens; t++) {
-    for (let o = 0; o < rows; o++) {
-      let s = b ? b[o]! : 0;
-      for (let i = 0; i < k; i++) s += w[o * k + i]! * x[t * k + i]!;
-      const idx = t * stride + offset + o;
-      out[idx] = acc ? out[idx]! + s : s;
-    }
-  }
+  for (let t = 0; t < tokens; t++) linear(w, b, x.subarray(t * k, (t + 1) * k), rows, k, out, { outOffset: t * stride + offset, accumulate });
   return out;
 }
 
@@ -97,7 +91,7 @@ export async function matmulCases(device: GPUDevice): Promise<CaseResult[]> {
     const got = await readF32(device, bufs.out, tokens * stride);
     const want = cpuMatmul(w.values, b?.values ?? null, x, tokens, rows, k, init, !!s.acc, stride, offset);
     const shape = `T=${tokens} N=${rows} K=${k}${s.outStride ? ` stride=${stride} offset=${offset}` : ''}`;
-    results.push(checkClose(kern.key, shape, want, got, tol(k), 1e-4));
+    results.push({ ...checkClose(kern.key, shape, want, got, tol(k), 1e-4), path: variant });
     for (const buf of [bufs.x, bufs.weight, bufs.bias, bufs.out, bufs.step]) buf?.destroy();
   }
 
@@ -124,8 +118,8 @@ export async function matmulCases(device: GPUDevice): Promise<CaseResult[]> {
     const got = await readF32(device, out, tokens * vocab);
     const want = cpuMatmul(w.values, null, x, tokens, vocab, k, init, false);
     const shape = `lm_head chunks=${chunks.map((c) => `${c.rowStart}+${c.rows}`).join(',')} T=${tokens} V=${vocab} K=${k}`;
-    const r = checkClose(`f32_bf16w_matmul (row-chunked, ${variant})`, shape, want, got, tol(k), 1e-4);
-    results.push(chunks.length === 3 ? r : { ...r, ok: false, message: `${shape}: expected 3 chunks, got ${chunks.length}` });
+    const r = checkClose(parts.map((p) => p.kern.key).join(' + '), shape, want, got, tol(k), 1e-4);
+    results.push({ ...(chunks.length === 3 ? r : { ...r, ok: false, message: `${shape}: expected 3 chunks, got ${chunks.length}` }), path: variant });
     for (const buf of [xb, out, step, ...parts.map((p) => p.weight)]) buf.destroy();
   }
 

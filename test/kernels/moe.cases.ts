@@ -1,8 +1,8 @@
 /**
- * The MoE family against f64 CPU math mirroring ReferenceSession.moe (topK, softmax over the
- * selected logits, mxfp4RowDot, swiglu with clamp). Runs in Node and in the browser.
+ * The MoE family against the reference's MoE operations (engine/reference/ops.ts: topkSoftmax,
+ * moeGateUp, moeDownSum), the ones ReferenceSession.moe is made of. Runs in Node and in the browser.
  */
-import { mxfp4RowDot, topK } from '../../engine/reference/model.ts';
+import { moeDownSum, moeGateUp, rmsNorm, topkSoftmax } from '../../engine/reference/ops.ts';
 import type { Mxfp4Experts } from '../../engine/reference/weights.ts';
 import { bufferFrom, createBuffer, readF32, readU32 } from '../../engine/gpu/buffers.ts';
 import { MoeDownKernel, MoeGateUpKernel } from '../../kernels/moe.ts';
@@ -81,46 +81,22 @@ function randomRouting(rng: TestRng, T: number, E: number, k: number): { ids: Ui
   return { ids, w };
 }
 
-/** Reference routing: topK and the softmax over the selected logits (as ReferenceSession.moe). */
-function refRoute(r: Float32Array, k: number): { ids: number[]; w: number[] } {
-  const ids = topK(r, k);
-  const m = r[ids[0]!]!;
-  const ex = ids.map((e) => Math.exp(r[e]! - m));
-  const sum = ex.reduce((a, b) => a + b, 0);
-  return { ids, w: ex.map((v) => Math.fround(v / sum)) };
-}
-
-function refSwiglu(gu: Mxfp4Experts, e: number, k: number, h: Float32Array, I: number): number {
-  const u0 = Math.fround(mxfp4RowDot(gu, e, 2 * k, h) + gu.bias[e * 2 * I + 2 * k]!);
-  const u1 = Math.fround(mxfp4RowDot(gu, e, 2 * k + 1, h) + gu.bias[e * 2 * I + 2 * k + 1]!);
-  const glu = Math.min(u0, LIMIT);
-  const lin = Math.min(Math.max(u1, -LIMIT), LIMIT);
-  return (glu / (1 + Math.exp(-ALPHA * glu))) * (lin + 1);
-}
-
-/** act [T, k, I] for the given routing. */
+/** act [T, k, I] for the given routing: moeGateUp of each token's experts. */
 function refGateUp(gu: Mxfp4Experts, h: Float32Array, ids: ArrayLike<number>, T: number, k: number, H: number, I: number): Float32Array {
   const act = new Float32Array(T * k * I);
   for (let t = 0; t < T; t++) {
     const ht = h.subarray(t * H, (t + 1) * H);
-    for (let j = 0; j < k; j++) for (let i = 0; i < I; i++) act[(t * k + j) * I + i] = refSwiglu(gu, ids[t * k + j]!, i, ht, I);
+    for (let j = 0; j < k; j++) moeGateUp(gu, ids[t * k + j]!, ht, LIMIT, ALPHA, act.subarray((t * k + j) * I, (t * k + j + 1) * I));
   }
   return act;
 }
 
-/** x + sum_j w_j (W2[e_j] act[t, j] + b2[e_j]) in f64. */
+/** x + sum_j w_j (W2[e_j] act[t, j] + b2[e_j]) per token: moeDownSum on a copy of x. */
 function refDown(dn: Mxfp4Experts, act: Float32Array, ids: ArrayLike<number>, w: ArrayLike<number>, x: Float32Array, T: number, k: number, H: number, I: number): Float32Array {
-  const out = new Float32Array(T * H);
+  const out = Float32Array.from(x);
   for (let t = 0; t < T; t++) {
-    for (let o = 0; o < H; o++) {
-      let y = 0;
-      for (let j = 0; j < k; j++) {
-        const e = ids[t * k + j]!;
-        const a = act.subarray((t * k + j) * I, (t * k + j + 1) * I);
-        y += w[t * k + j]! * Math.fround(mxfp4RowDot(dn, e, o, a) + dn.bias[e * H + o]!);
-      }
-      out[t * H + o] = x[t * H + o]! + y;
-    }
+    const acts = Array.from({ length: k }, (_, j) => act.subarray((t * k + j) * I, (t * k + j + 1) * I));
+    moeDownSum(dn, Array.from(ids).slice(t * k, (t + 1) * k), Array.from(w).slice(t * k, (t + 1) * k), acts, out.subarray(t * H, (t + 1) * H));
   }
   return out;
 }
@@ -154,13 +130,13 @@ async function topkCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
     const wantIds = new Uint32Array((T + 1) * k).fill(0xdead);
     const wantW = new Float32Array((T + 1) * k).fill(-1);
     for (let t = 0; t < T; t++) {
-      const r = refRoute(logits.subarray(t * E, (t + 1) * E), k);
+      const r = topkSoftmax(logits.subarray(t * E, (t + 1) * E), k);
       wantIds.set(r.ids, t * k);
-      wantW.set(r.w, t * k);
+      wantW.set(r.weights, t * k);
     }
     const shape = `E=${E} k=${k} T=${T}${ties ? ' ties' : ''}`;
-    out.push(checkEqual(`${kern.key} ids`, shape, wantIds, gotIds));
-    out.push(checkClose(`${kern.key} weights`, shape, wantW, gotW, 1e-6, 1e-5));
+    out.push(checkEqual(kern.key, `${shape} ids`, wantIds, gotIds));
+    out.push(checkClose(kern.key, `${shape} weights`, wantW, gotW, 1e-6, 1e-5));
     for (const b of [step, lb, ib, wb]) b.destroy();
   }
 }
@@ -256,14 +232,65 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
     const got = await readF32(device, xb, T * H);
     const want = new Float32Array(T * H);
     for (let t = 0; t < T; t++) {
-      const r = refRoute(logits.subarray(t * E, (t + 1) * E), k);
+      const r = topkSoftmax(logits.subarray(t * E, (t + 1) * E), k);
       const ht = h.subarray(t * H, (t + 1) * H);
-      const act = refGateUp(gu.m, ht, r.ids, 1, k, H, I);
-      want.set(refDown(dn.m, act, r.ids, r.w, x.subarray(t * H, (t + 1) * H), 1, k, H, I), t * H);
+      const acts = r.ids.map((e) => moeGateUp(gu.m, e, ht, LIMIT, ALPHA));
+      want.set(moeDownSum(dn.m, r.ids, r.weights, acts, x.slice(t * H, (t + 1) * H)), t * H);
     }
-    out.push(checkClose('moe_block', `${topk.key} ${gk.key} ${dk.key} T=${T}`, want, got, c.atol, c.rtol));
+    out.push(checkClose(`${topk.key} + ${gk.key} + ${dk.key}`, `E=${E} T=${T} routed on the GPU`, want, got, c.atol, c.rtol));
     for (const b of [step, lb, ib, wb, hb, ab, xb, ...w]) b.destroy();
   }
+}
+
+/**
+ * Decode's gate_up with the MLP's RMSNorm folded in (normEps): the input is the residual x and
+ * the norm's gain, against rmsNorm then moeGateUp; the norm staged in workgroup memory (GPUs)
+ * and computed by every invocation (stageNorm false, CPU adapters).
+ */
+const GATEUP_NORM: (MoeCase & { xScale: number; stages: boolean[] })[] = [
+  { H: 64, I: 64, E: 4, k: 2, T: 1, scales: { kind: 'normal', center: 125 }, hScale: 1, xScale: 3, atol: 1e-5, rtol: 1e-5, stages: [true, false] },
+  {
+    H: 96, I: 32, E: 8, k: 4, T: 2, scales: { kind: 'normal', center: 124 }, hScale: 1, xScale: 40, atol: 1e-5, rtol: 1e-5, stages: [true, false],
+    note: 'two tokens',
+  },
+  // More than 256 vec4s: threads stride over x while staging and summing squares.
+  { H: 1056, I: 32, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 123 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, stages: [true, false] },
+  // Real hidden, not staged only: SwiftShader takes ~9 s to compile 11 KiB of staged x.
+  {
+    H: 2880, I: 64, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 122 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, stages: [false],
+    note: 'real hidden',
+  },
+];
+const EPS = 1e-5;
+
+async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
+  for (const c of GATEUP_NORM) {
+    const { H, I, E, k, T } = c;
+    const rng = new TestRng(H * 13 + I * 3 + E + k + T);
+    const ex = makeExperts(rng, E, 2 * I, H, c.scales, 1);
+    const x = rng.f32(T * H, c.xScale);
+    const gain = rng.bf16(H, 1);
+    const { ids } = randomRouting(rng, T, E, k);
+    const h = new Float32Array(T * H);
+    for (let t = 0; t < T; t++) rmsNorm(x.subarray(t * H, (t + 1) * H), gain.values, EPS, h.subarray(t * H, (t + 1) * H));
+    const want = refGateUp(ex.m, h, ids, T, k, H, I);
+    for (const stageNorm of c.stages) {
+      const kern = new MoeGateUpKernel(cache, { hidden: H, intermediate: I, k, limit: LIMIT, alpha: ALPHA, normEps: EPS, stageNorm });
+      const bufs = [stepBuffer(device, T), bufferFrom(device, x), bufferFrom(device, ids), bufferFrom(device, ex.blocks),
+        bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rw()), bufferFrom(device, gain.bytes)] as const;
+      submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
+      const got = await readF32(device, bufs[6], T * k * I);
+      out.push(checkClose(kern.key, `E=${E} T=${T} ${stageNorm ? 'staged' : 'per-invocation'} norm${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol));
+      for (const b of bufs) b.destroy();
+    }
+  }
+}
+
+/** The MoE kernels decode uses beyond moeCases': gate_up with the norm folded in. */
+export async function moeDecodeCases(device: GPUDevice): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  await gateUpNormCases(device, new PipelineCache(device), results);
+  return results;
 }
 
 export async function moeCases(device: GPUDevice): Promise<CaseResult[]> {

@@ -1,5 +1,5 @@
 /** f32_bf16w_rmsnorm against the reference rmsNorm. Runs in Node and in the browser. */
-import { rmsNorm } from '../../engine/reference/model.ts';
+import { rmsNorm } from '../../engine/reference/ops.ts';
 import { bufferFrom, createBuffer, readF32 } from '../../engine/gpu/buffers.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { RmsNormKernel } from '../../kernels/rmsnorm.ts';

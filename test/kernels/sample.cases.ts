@@ -44,12 +44,6 @@ function rows(logits: Float32Array, vocab: number, first: number, count: number)
   return Array.from({ length: count }, (_, r) => logits.subarray((first + r) * vocab, (first + r + 1) * vocab));
 }
 
-function argmax(x: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[b]!) b = i;
-  return b;
-}
-
 const describe = (p: SamplingParams) => `T=${p.temperature} top_k=${p.topK} top_p=${p.topP}`;
 
 /** Greedy and top-k 1 against argmax, on awkward rows (ties, -inf, the max last). */
@@ -85,7 +79,7 @@ async function greedyCases(device: GPUDevice, cache: PipelineCache): Promise<Cas
     const flat = new Float32Array(list.length * vocab);
     list.forEach((r, i) => flat.set(r, i * vocab));
     const buf = bufferFrom(device, flat);
-    const want = list.map(argmax);
+    const want = list.map((row) => sampleCpu(row, GREEDY, 0)); // the reference's argmax, ties to the lower index
     const configs: SamplingParams[] = [
       GREEDY,
       { temperature: 0, topK: 5, topP: 0.5, seed: 3 }, // temperature 0 ignores the rest
@@ -97,8 +91,9 @@ async function greedyCases(device: GPUDevice, cache: PipelineCache): Promise<Cas
       ...configs.map((params, c) => ({ params, rows: list.length, step: c * 100 })),
       { params: GREEDY, rows: 1, row: list.length - 1 }, // the offset field
     ]);
-    configs.forEach((p, c) => results.push(checkEqual(`f32_sample_v${vocab}`, `${describe(p)} rows=${list.length} (want argmax)`, want, got[c]!)));
-    results.push(checkEqual(`f32_sample_v${vocab}`, `greedy at row offset ${list.length - 1}`, [want[list.length - 1]!], got[configs.length]!));
+    const key = new SampleKernel(cache, { vocab }).key;
+    configs.forEach((p, c) => results.push(checkEqual(key, `${describe(p)} rows=${list.length} (want argmax)`, want, got[c]!)));
+    results.push(checkEqual(key, `greedy at row offset ${list.length - 1}`, [want[list.length - 1]!], got[configs.length]!));
     buf.destroy();
   }
   return results;
@@ -125,7 +120,7 @@ async function agreementCases(device: GPUDevice, cache: PipelineCache): Promise<
     const jobs = configs.map((params, c) => ({ params, rows: rowsPer, row: c * rowsPer, step: 1000 + c * rowsPer }));
     const first = await draw(device, cache, vocab, buf, jobs);
     const again = await draw(device, cache, vocab, buf, jobs);
-    const kernel = `f32_sample_v${vocab}`;
+    const kernel = new SampleKernel(cache, { vocab }).key;
     configs.forEach((p, c) => results.push(checkEqual(kernel, `${describe(p)} ${rowsPer} draws: second run (deterministic)`, first[c]!, again[c]!)));
     let agree = 0;
     const disagreements: string[] = [];
@@ -180,6 +175,7 @@ async function distributionCases(device: GPUDevice, cache: PipelineCache): Promi
   ];
   const got = await draw(device, cache, vocab, buf, configs.map(({ params }) => ({ params, rows: n, step: 5 })));
   buf.destroy();
+  const kernel = new SampleKernel(cache, { vocab }).key;
   return configs.map(({ params, alt, altName }, c) => {
     const p = samplingProbabilities(base, params);
     const counts = new Array<number>(vocab).fill(0);
@@ -192,11 +188,11 @@ async function distributionCases(device: GPUDevice, cache: PipelineCache): Promi
     const altStat = chi2(counts, samplingProbabilities(base, alt), n);
     const ok = outside === 0 && stat < crit && altStat > crit;
     return {
-      kernel: `f32_sample_v${vocab}`,
+      kernel,
       shape: `${describe(params)} ${n} draws`,
       ok,
       maxErr: dev,
-      message: `f32_sample_v${vocab} ${describe(params)} ${n} draws: support ${support}, outside ${outside}, ` +
+      message: `${kernel} ${describe(params)} ${n} draws: support ${support}, outside ${outside}, ` +
         `chi2 ${stat.toFixed(1)} (limit ${crit.toFixed(1)} at p=0.001), max |freq - p| ${dev.toFixed(4)}; ` +
         `against ${altName}: chi2 ${altStat.toFixed(1)} (must exceed the limit)` +
         (ok ? '' : `; counts ${counts.join(',')} expected ${Array.from(p, (x) => (x * n).toFixed(0)).join(',')}`),
