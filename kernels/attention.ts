@@ -18,8 +18,8 @@
  *   thread per query row (q and the output accumulator in registers). K/V tiles of KB keys are
  *   dequantized once into workgroup memory (2 * KB * D * 4 <= 16 KiB) and read by every row.
  * - 'simple' (CPU adapters): no workgroup memory, no barriers. One invocation per (kv head,
- *   SQ = max(1, floor(8 / GROUP)) tokens) keeps its GROUP * SQ query rows unrolled in registers
- *   and reads each key row straight from the cache.
+ *   SQ = max(1, floor(8 / GROUP)) tokens) keeps its GROUP * SQ query rows (code unrolled over
+ *   rows, loops over D) and reads each key row straight from the cache, once for all rows.
  * Assumes D % 4 == 0, D <= 128, Q_STRIDE % 4 == 0, H % nKv == 0, n_tokens <= 65535 * BQ.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
