@@ -186,6 +186,7 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   const mv = { variant, accumulate: false, bias: false } as const;
   const lmChunks = chunks('lm_head').map((ch) => ch.rows);
   const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
+  const prefillAttn = (window: number) => new AttentionKernel(cache, { ...attn(window), qStride: qkvRows, variant });
   // lm_head: 32 rows per workgroup, so x (read whole by every workgroup) adds 6% to the weight
   // bytes rather than 25%; still ~6,300 workgroups.
   const LM_ROWS = 32;
@@ -199,8 +200,8 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     o: new Bf16MatmulKernel(cache, { inDim: nq * D, outDim: H, bias: true, accumulate: true, variant }),
     rope: new RopeKernel(cache, { heads: nq + nkv, headDim: D, stride: qkvRows }),
     kvStore: new KvStoreKernel(cache, { kvHeads: nkv, headDim: D, fmt, stride: qkvRows, kOffset: nq * D, vOffset: (nq + nkv) * D }),
-    attnSliding: new AttentionKernel(cache, { ...attn(c.slidingWindow), qStride: qkvRows }),
-    attnFull: new AttentionKernel(cache, { ...attn(0), qStride: qkvRows }),
+    attnSliding: prefillAttn(c.slidingWindow),
+    attnFull: prefillAttn(0),
     router: new Bf16MatmulKernel(cache, { inDim: H, outDim: c.numExperts, bias: true, accumulate: false, variant }),
     topk: new TopkSoftmaxKernel(cache, { experts: c.numExperts, k: c.expertsPerToken }),
     gateUp: new MoeGateUpKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha }),

@@ -5,9 +5,12 @@
  *   rmsnorm            rmsnorm.ts RmsNormKernel               rmsNorm
  *   embed              embed.ts EmbedKernel                   a row gather of the exact bf16 values
  *   matmul             matmul-bf16.ts Bf16MatmulKernel        linear
+ *   gemm               matmul-bf16.ts prefill GEMMs (n > 1)   f64 loops in the case table
  *   matvec             matvec.ts MatvecKernel (+ sample.ts SampleCandidatesKernel)
  *                                                            rmsNorm, linear; engine/sampling.ts sampleCpu, gumbelScore
  *   attention          rope.ts, kv-cache.ts, attention.ts     reference/rope.ts applyRope, quantizeQ8, attention
+ *   flash_attention    attention.ts 'simple' (+ kv-cache.ts)  reference/attention-ref.ts attentionBatch
+ *   flash_attention_tiled  attention.ts 'tiled'             reference/attention-ref.ts attentionBatch
  *   attention_decode   attention-decode.ts                    applyRope, quantizeQ8, attention
  *   router_decode      router.ts RouterDecodeKernel           rmsNorm, linear, topkSoftmax
  *   moe                router.ts TopkSoftmaxKernel, moe.ts    topkSoftmax, moeGateUp, moeDownSum
@@ -19,6 +22,8 @@ import type { CaseResult } from '../gpu/check.ts';
 import { attentionDecodeCases } from './attention-decode.cases.ts';
 import { attentionCases } from './attention.cases.ts';
 import { embedCases } from './embed.cases.ts';
+import { flashAttentionCases, flashAttentionTiledCases } from './flash-attention.cases.ts';
+import { gemmCases } from './gemm.cases.ts';
 import { matmulCases } from './matmul.cases.ts';
 import { matvecCases } from './matvec.cases.ts';
 import { moeCases, moeDecodeCases } from './moe.cases.ts';
@@ -31,8 +36,11 @@ export const KERNEL_FAMILIES: Record<string, (device: GPUDevice) => Promise<Case
   rmsnorm: rmsnormCases,
   embed: embedCases,
   matmul: matmulCases,
+  gemm: gemmCases,
   matvec: matvecCases,
   attention: attentionCases,
+  flash_attention: flashAttentionCases,
+  flash_attention_tiled: flashAttentionTiledCases,
   attention_decode: attentionDecodeCases,
   router_decode: routerDecodeCases,
   moe: moeCases,
@@ -62,6 +70,8 @@ export interface KernelPath {
 export const KERNEL_PATHS: KernelPath[] = [
   { family: 'matmul', path: 'tiled', requires: [], use: 'GPUs (workgroup tiles, barriers)' },
   { family: 'matmul', path: 'simple', requires: [], use: 'fallback (CPU) adapters such as SwiftShader (barrier-free)' },
+  { family: 'gemm', path: 'tiled', requires: [], use: 'GPUs: prefill projections (64 x 64 workgroup tiles, 4 x 4 per thread)' },
+  { family: 'gemm', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill projections (8 x 8 per invocation, barrier-free)' },
   { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
   { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
   { family: 'moe_decode', path: 'staged-norm', requires: [], use: 'GPUs: the decode gate_up normalises x once per workgroup' },
