@@ -18,6 +18,7 @@ import { ModelTooLargeError, type KvFormat, type WeightFormat } from '../memory-
 import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
 import { GpuRuntime, type EngineState } from './gpu-runtime.ts';
+import { guardCreate, type Guardrails } from './guardrails.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
 
@@ -44,6 +45,8 @@ export interface CreateEngineOptions {
   modelId?: string;
   /** Where to send requests when WebGPU is unavailable or the model does not fit. */
   fallback?: FallbackOptions;
+  /** Checks of each request and answer, for the local and the fallback backend alike (guardrails.ts). */
+  guardrails?: Guardrails;
   signal?: AbortSignal;
 }
 
@@ -71,6 +74,7 @@ export interface Engine {
   readonly modelId: string;
   /** Why the fallback answers (e.g. no WebGPU); undefined when local. */
   readonly fallbackReason?: string;
+
   readonly chat: { completions: ChatCompletionsApi };
   /** Only for the local backend. */
   readonly config?: GptOssConfig;
@@ -129,13 +133,27 @@ export class TextSession {
 }
 
 export async function createEngine(options: CreateEngineOptions): Promise<Engine> {
+  let engine: Engine;
   try {
-    return await createLocalEngine(options);
+    engine = await createLocalEngine(options);
   } catch (e) {
     const reason = fallbackReason(e);
-    if (options.fallback && reason) return createRemoteEngine(options.fallback, reason);
-    throw e;
+    if (!options.fallback || !reason) throw e;
+    engine = createRemoteEngine(options.fallback, reason);
   }
+  if (options.guardrails) guardEngine(engine, options.guardrails, systemFingerprint(engine.backend, options.fallback));
+  return engine;
+}
+
+/** Puts the guardrails around the engine's chat.completions.create (any Engine: local, fallback, worker). */
+export function guardEngine(engine: Engine, guardrails: Guardrails, fingerprint: string): void {
+  const completions = engine.chat.completions as { create: ChatCompletionsApi['create'] };
+  completions.create = guardCreate(completions.create.bind(completions), guardrails, { modelId: engine.modelId, fingerprint });
+}
+
+/** What a response's system_fingerprint says: which backend answered. */
+export function systemFingerprint(backend: Engine['backend'], fallback: FallbackOptions | undefined): string {
+  return backend === 'local' ? 'local-webgpu' : `fallback:${fallback?.baseURL ?? ''}`;
 }
 
 function fallbackReason(e: unknown): string | undefined {
@@ -252,8 +270,12 @@ function createRemoteEngine(f: FallbackOptions, reason: string): Engine {
     fallbackReason: reason,
     pending: 0,
     state: 'ready',
-    chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: CreateOptions) =>
-      params.stream ? remoteStream(f, params, opts?.signal) : remoteCompletion(f, params, opts?.signal)) as ChatCompletionsApi['create'] } },
+    chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: CreateOptions) => {
+      // A guardrail's stop ends the request: the server stops generating when the client leaves.
+      const signals = [opts?.signal, opts?.stop].filter((x): x is AbortSignal => x !== undefined);
+      const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+      return params.stream ? remoteStream(f, params, signal) : remoteCompletion(f, params, signal);
+    }) as ChatCompletionsApi['create'] } },
     createSession() {
       throw new Error(`the fallback backend has no token-level sessions (${reason})`);
     },

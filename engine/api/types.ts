@@ -39,7 +39,8 @@ export interface ChatCompletionCreateParams {
   signal?: AbortSignal;
 }
 
-export type FinishReason = 'stop' | 'length' | 'tool_calls';
+/** 'content_filter': a guardrail blocked the request or the answer (see guardrails.ts). */
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter';
 
 export interface ChatCompletionUsage {
   prompt_tokens: number;
@@ -54,13 +55,22 @@ export interface ChatCompletion {
   model: string;
   choices: {
     index: 0;
-    message: { role: 'assistant'; content: string | null; reasoning_content?: string; tool_calls?: ChatToolCall[] };
+    /** `refusal` is always null (the model's refusals are ordinary answers), as in OpenAI's shape. */
+    message: { role: 'assistant'; content: string | null; refusal: null; reasoning_content?: string; tool_calls?: ChatToolCall[] };
     finish_reason: FinishReason;
     logprobs: null;
   }[];
   usage: ChatCompletionUsage;
   /** Which backend answered: 'local' (WebGPU) or 'fallback' (the remote server). */
   system_fingerprint: string;
+  /** Set when a guardrail blocked the request or the answer (finish_reason 'content_filter'). */
+  guardrail?: GuardrailBlock;
+}
+
+/** Which guardrail blocked, and the reason it gave (not in OpenAI's API). */
+export interface GuardrailBlock {
+  stage: 'input' | 'output';
+  reason: string;
 }
 
 export interface ChatCompletionChunk {
@@ -81,6 +91,8 @@ export interface ChatCompletionChunk {
   }[];
   usage?: ChatCompletionUsage | null;
   system_fingerprint: string;
+  /** On the chunk with finish_reason 'content_filter': which guardrail blocked, and why. */
+  guardrail?: GuardrailBlock;
 }
 
 /** An OpenAI-style error: `status` is the HTTP status the server answers with. */
