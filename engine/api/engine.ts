@@ -13,14 +13,16 @@ import { createGpuContext, GpuUnavailableError, type AdapterSummary, type GpuCon
 import type { DeviceLostError } from '../gpu/device-lost.ts';
 import { GpuModel, type ModelOptions } from '../gpu-model.ts';
 import { GpuSession } from '../gpu-session.ts';
-import { generate, type GenerateOptions, type GenerateResult } from '../generate.ts';
 import { ModelTooLargeError, type KvFormat, type WeightFormat } from '../memory-plan.ts';
 import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
 import { GpuRuntime, type EngineState } from './gpu-runtime.ts';
 import { guardCreate, type Guardrails } from './guardrails.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
+import { LocalTextSession, type TextSession } from './text-session.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
+
+export type { TextSession };
 
 export interface LoadProgress {
   bytesDone: number;
@@ -100,38 +102,6 @@ export interface Engine {
   dispose(): Promise<void>;
 }
 
-/** The low-level API: tokens in, tokens out, one generation at a time on the engine's GPU. */
-export class TextSession {
-  private disposed = false;
-  constructor(private readonly session: GpuSession, private readonly queue: GpuQueue) {}
-
-  get position(): number {
-    return this.session.position;
-  }
-
-  /** Feeds tokens into the KV cache (prefill). */
-  append(tokens: number[]): Promise<void> {
-    return this.queue.run(async () => {
-      await this.session.append(tokens);
-    });
-  }
-
-  /** Generates after what was appended; `prompt` tokens are appended first. */
-  generate(options: GenerateOptions & { prompt?: number[] }): Promise<GenerateResult> {
-    return this.queue.run(() => generate(this.session, options.prompt ?? [], options), options.signal);
-  }
-
-  reset(): void {
-    this.session.reset();
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.session.dispose();
-  }
-}
-
 export async function createEngine(options: CreateEngineOptions): Promise<Engine> {
   let engine: Engine;
   try {
@@ -197,7 +167,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       contextLimit: model.contextLimit,
     };
     const source = ck;
-    const sessions = new Set<TextSession>();
+    const sessions = new Set<LocalTextSession>();
     const runtime = new GpuRuntime({ gpu, model }, {
       async load(r) {
         const g = await createGpuContext({ gpu: o.gpu });
@@ -240,7 +210,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       chat: { completions: { create: create as ChatCompletionsApi['create'] } },
       createSession() {
         runtime.check();
-        const s = new TextSession(new GpuSession(runtime.model), queue);
+        const s = new LocalTextSession(new GpuSession(runtime.model), queue);
         sessions.add(s);
         return s;
       },
