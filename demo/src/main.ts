@@ -259,7 +259,9 @@ async function send(): Promise<void> {
     }
     if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
   } catch (e) {
-    answer.textContent = `${content}\n[error: ${e instanceof Error ? e.message : String(e)}]`;
+    // Stop rejects the stream with the signal's AbortError, as the library's streams do.
+    if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
+    else answer.textContent = `${content}\n[error: ${e instanceof Error ? e.message : String(e)}]`;
     if (e instanceof DeviceLostError) deviceLost(e);
   } finally {
     history.push({ role: 'assistant', content });

@@ -1,5 +1,5 @@
 /// <reference lib="webworker" />
 /** The worker of test/browser/worker-engine.html: the library's one-line handler. */
-import { serveEngineInWorker, type EngineWorkerScope } from '../../index.ts';
+import { serveEngineInWorker } from '../../index.ts';
 
-serveEngineInWorker(self as unknown as EngineWorkerScope);
+serveEngineInWorker(self);
