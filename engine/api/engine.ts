@@ -55,6 +55,7 @@ export interface CreateEngineOptions {
 /**
  * `signal` aborts the call. `defaultMaxTokens` and `timeLimitMs` bound a generation (the HTTP
  * server's --max-tokens-cap and --request-timeout); the fallback backend leaves them to its server.
+ * `stop` ends the generation as a stop string would (guardrails use it; the fallback cancels the request).
  */
 export type CreateOptions = RunOptions;
 
@@ -76,7 +77,6 @@ export interface Engine {
   readonly modelId: string;
   /** Why the fallback answers (e.g. no WebGPU); undefined when local. */
   readonly fallbackReason?: string;
-
   readonly chat: { completions: ChatCompletionsApi };
   /** Only for the local backend. */
   readonly config?: GptOssConfig;
