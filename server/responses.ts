@@ -84,20 +84,26 @@ function outputItems(reasoning: string, text: string, ids: { rs: string; msg: st
   return out;
 }
 
-function envelope(id: string, created: number, model: string, status: string, output: unknown[], usage: ChatCompletion['usage'] | null, incomplete: boolean) {
+/** Why a response is incomplete, from the chat finish_reason; null when it is complete. */
+function incompleteReason(finish: string | null): 'max_output_tokens' | 'content_filter' | null {
+  return finish === 'length' ? 'max_output_tokens' : finish === 'content_filter' ? 'content_filter' : null;
+}
+
+function envelope(id: string, created: number, model: string, status: string, output: unknown[], usage: ChatCompletion['usage'] | null, incomplete: ReturnType<typeof incompleteReason>) {
   return {
     id, object: 'response', created_at: created, status, model, output,
     output_text: output.length ? ((output.at(-1) as { content: { text: string }[] }).content[0]?.text ?? '') : '',
     // OpenAI's reasons are max_output_tokens and content_filter: an answer cut short by this
-    // server's token cap or time limit (chat finish_reason "length") is max_output_tokens.
-    incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
+    // server's token cap or time limit (chat finish_reason "length") is max_output_tokens, one a
+    // guardrail blocked is content_filter.
+    incomplete_details: incomplete ? { reason: incomplete } : null,
     usage: usage ? { input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens, total_tokens: usage.total_tokens } : null,
   };
 }
 
 export function responseObject(c: ChatCompletion) {
   const m = c.choices[0]!.message;
-  const incomplete = c.choices[0]!.finish_reason === 'length';
+  const incomplete = incompleteReason(c.choices[0]!.finish_reason);
   return envelope(newId('resp'), c.created, c.model, incomplete ? 'incomplete' : 'completed',
     outputItems(m.reasoning_content ?? '', m.content ?? '', { rs: newId('rs'), msg: newId('msg') }), c.usage, incomplete);
 }
@@ -138,7 +144,7 @@ export async function* streamResponseEvents(chunks: AsyncIterable<ChatCompletion
     model = c.model;
     if (!started) {
       started = true;
-      const r = envelope(id, created, model, 'in_progress', [], null, false);
+      const r = envelope(id, created, model, 'in_progress', [], null, null);
       yield ev('response.created', { response: r });
       yield ev('response.in_progress', { response: r });
     }
@@ -168,7 +174,7 @@ export async function* streamResponseEvents(chunks: AsyncIterable<ChatCompletion
   yield ev('response.output_text.done', { item_id: ids.msg, output_index: outputIndex, content_index: 0, text, logprobs: [] });
   yield ev('response.content_part.done', { item_id: ids.msg, output_index: outputIndex, content_index: 0, part: { type: 'output_text', text, annotations: [] } });
   yield ev('response.output_item.done', { output_index: outputIndex, item: { type: 'message', id: ids.msg, role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] } });
-  const incomplete = finish === 'length';
+  const incomplete = incompleteReason(finish);
   const final = envelope(id, created, model, incomplete ? 'incomplete' : 'completed', outputItems(reasoning, text, ids), usage, incomplete);
   yield ev(incomplete ? 'response.incomplete' : 'response.completed', { response: final });
 }

@@ -46,7 +46,7 @@ describe('chat.completions on a local model', () => {
     expect(chat.backend).toBe('local');
     expect(r.object).toBe('chat.completion');
     expect(r.model).toBe('scripted-chat');
-    expect(r.choices[0]!.message).toEqual({ role: 'assistant', content: ANSWER_TEXT });
+    expect(r.choices[0]!.message).toEqual({ role: 'assistant', content: ANSWER_TEXT, refusal: null });
     expect(r.choices[0]!.finish_reason).toBe('stop');
     const completion = (await realTokenizer()).encode(ANSWER_SCRIPT).length - 1; // everything after "assistant"
     expect(r.usage.completion_tokens).toBe(completion);

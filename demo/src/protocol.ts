@@ -1,5 +1,10 @@
-/** Messages between the page (worker-proxy.ts) and the engine worker (worker.ts). */
-import type { AdapterSummary, ChatCompletionChunk, ChatCompletionCreateParams } from '../../index.ts';
+/**
+ * What the chat page and its engine worker share beyond the library's worker engine
+ * (createWorkerEngine / serveEngineInWorker): the demo's load settings, sent along with
+ * createEngine's options, and the demo's own messages from the worker (a storage notice during
+ * the load, the download statistics at its end).
+ */
+import type { AdapterSummary } from '../../index.ts';
 
 /** An OpenAI-compatible server that answers when WebGPU is missing or the model does not fit. */
 export interface FallbackEndpoint {
@@ -20,53 +25,32 @@ export interface LoadOptions {
   fallback?: FallbackEndpoint;
 }
 
-export interface LoadInfo {
-  modelId: string;
-  backend: 'local' | 'fallback';
-  adapter?: AdapterSummary;
-  fallback?: boolean;
+/** What the download went through (the worker's cache statistics). */
+export interface LoadStats {
   totalBytes: number;
   networkBytes: number;
   cachedBytes: number;
   /** Set when the storage quota is too small to cache the model (it is then loaded uncached). */
   quotaWarning?: string;
+}
+
+export interface LoadInfo extends LoadStats {
+  modelId: string;
+  backend: 'local' | 'fallback';
+  adapter?: AdapterSummary;
   /** Why the fallback endpoint answers (backend 'fallback'). */
   fallbackReason?: string;
 }
 
+/** The worker engine's progress, with the download cache's counts added by the demo worker. */
 export interface ProgressInfo {
-  phase: 'download';
   bytesDone: number;
   bytesTotal: number;
-  networkBytes: number;
-  cachedBytes: number;
+  networkBytes?: number;
+  cachedBytes?: number;
 }
 
-export type ToWorker =
-  | { type: 'load'; id: number; model: DemoModel; options: LoadOptions }
-  | { type: 'create'; id: number; params: ChatCompletionCreateParams }
-  | { type: 'abort'; id: number }
-  | { type: 'cache-size'; id: number }
-  | { type: 'clear-cache'; id: number }
-  | { type: 'dispose'; id: number }
-  /** After a GPU device loss: a new device, the model reloaded (progress messages carry this id). */
-  | { type: 'recover'; id: number };
-
-export interface WireError {
-  name: string;
-  message: string;
-  /** ModelLoadError's code, e.g. 'http' for a failed download. */
-  code?: string;
-  /** DeviceLostError's reason and the implementation's message. */
-  reason?: string;
-  deviceMessage?: string;
-}
-
-export type FromWorker =
-  | { type: 'progress'; id: number; progress: ProgressInfo }
-  | { type: 'notice'; id: number; text: string }
-  | { type: 'chunk'; id: number; chunk: ChatCompletionChunk }
-  | { type: 'result'; id: number; value: unknown }
-  | { type: 'error'; id: number; error: WireError }
-  /** The engine's GPU device was lost (sent when it happens, even between requests; id 0). */
-  | { type: 'device-lost'; id: 0; error: WireError };
+/** The demo worker's own messages (the library's carry its channel field, these a `demo` one). */
+export type DemoMessage =
+  | { demo: 'notice'; text: string }
+  | { demo: 'loaded'; stats: LoadStats };

@@ -46,6 +46,11 @@ export interface RunOptions {
    * through the abort path and the answer ends with finish_reason "length".
    */
   timeLimitMs?: number;
+  /**
+   * Ends the generation as a stop string would: the answer so far, usage counted, no error
+   * (guardrails stop a blocked answer with it).
+   */
+  stop?: AbortSignal;
 }
 
 /**
@@ -217,7 +222,7 @@ function usage(prep: Prepared, r: RunResult): ChatCompletionUsage {
 }
 
 /** Generates under the GPU lock, calling `emit` with each delta as tokens arrive. */
-async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void, signal?: AbortSignal, timeLimitMs?: number): Promise<RunResult> {
+async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void, signal?: AbortSignal, timeLimitMs?: number, stop?: AbortSignal): Promise<RunResult> {
   return b.queue.run(async () => {
     const mapper = new ChannelMapper(prep.stops);
     const parser = new HarmonyParser();
@@ -226,7 +231,7 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     // The time limit starts now, with the GPU ours; it stops generation like a stop string does.
     const timeUp = new AbortController();
     const timer = timeLimitMs ? setTimeout(() => timeUp.abort(new DOMException('the time limit passed', 'TimeoutError')), timeLimitMs) : undefined;
-    const stopSignal = AbortSignal.any([...(signal ? [signal] : []), stopController.signal, timeUp.signal]);
+    const stopSignal = AbortSignal.any([...(signal ? [signal] : []), stopController.signal, timeUp.signal, ...(stop ? [stop] : [])]);
     const handle = (events: HarmonyEvent[]) => {
       for (const e of events) for (const d of mapper.map(e)) emit(d);
       if (mapper.stopped) stopController.abort();
@@ -263,7 +268,7 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
 
 export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<ChatCompletion> {
   const prep = await prepareRequest(b, p, o);
-  const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs);
+  const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs, o.stop);
   const m = r.mapper;
   return {
     id: `chatcmpl-${randomId(24)}`,
@@ -275,6 +280,7 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
       message: {
         role: 'assistant',
         content: m.content || (m.toolCalls.length ? null : ''),
+        refusal: null,
         ...(m.reasoning ? { reasoning_content: m.reasoning } : {}),
         ...(m.toolCalls.length ? { tool_calls: m.toolCalls } : {}),
       },
@@ -310,7 +316,7 @@ export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCre
         wake?.();
       };
       push(chunk({ role: 'assistant', content: '' }));
-      run(b, prep, (d) => push(chunk(d)), sig, o.timeLimitMs).then(
+      run(b, prep, (d) => push(chunk(d)), sig, o.timeLimitMs, o.stop).then(
         (r) => {
           push(chunk({}, r.finishReason));
           if (prep.includeUsage) {

@@ -13,14 +13,17 @@ import { createGpuContext, GpuUnavailableError, type AdapterSummary, type GpuCon
 import type { DeviceLostError } from '../gpu/device-lost.ts';
 import { GpuModel, type ModelOptions } from '../gpu-model.ts';
 import { GpuSession } from '../gpu-session.ts';
-import { generate, type GenerateOptions, type GenerateResult } from '../generate.ts';
 import { ModelTooLargeError, type KvFormat, type WeightFormat } from '../memory-plan.ts';
 import { createCompletion, streamCompletion, type LocalChatBackend, type RunOptions } from './chat.ts';
 import { GpuQueue } from './gpu-queue.ts';
 import { SessionPool } from './session-pool.ts';
 import { GpuRuntime, type EngineState } from './gpu-runtime.ts';
+import { guardCreate, type Guardrails } from './guardrails.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
+import { LocalTextSession, type TextSession } from './text-session.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
+
+export type { TextSession };
 
 export interface LoadProgress {
   bytesDone: number;
@@ -57,12 +60,15 @@ export interface CreateEngineOptions {
   modelId?: string;
   /** Where to send requests when WebGPU is unavailable or the model does not fit. */
   fallback?: FallbackOptions;
+  /** Checks of each request and answer, for the local and the fallback backend alike (guardrails.ts). */
+  guardrails?: Guardrails;
   signal?: AbortSignal;
 }
 
 /**
  * `signal` aborts the call. `defaultMaxTokens` and `timeLimitMs` bound a generation (the HTTP
  * server's --max-tokens-cap and --request-timeout); the fallback backend leaves them to its server.
+ * `stop` ends the generation as a stop string would (guardrails use it; the fallback cancels the request).
  */
 export type CreateOptions = RunOptions;
 
@@ -109,46 +115,28 @@ export interface Engine {
   dispose(): Promise<void>;
 }
 
-/** The low-level API: tokens in, tokens out, one generation at a time on the engine's GPU. */
-export class TextSession {
-  private disposed = false;
-  constructor(private readonly session: GpuSession, private readonly queue: GpuQueue) {}
-
-  get position(): number {
-    return this.session.position;
-  }
-
-  /** Feeds tokens into the KV cache (prefill). */
-  append(tokens: number[]): Promise<void> {
-    return this.queue.run(async () => {
-      await this.session.append(tokens);
-    });
-  }
-
-  /** Generates after what was appended; `prompt` tokens are appended first. */
-  generate(options: GenerateOptions & { prompt?: number[] }): Promise<GenerateResult> {
-    return this.queue.run(() => generate(this.session, options.prompt ?? [], options), options.signal);
-  }
-
-  reset(): void {
-    this.session.reset();
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.session.dispose();
-  }
-}
-
 export async function createEngine(options: CreateEngineOptions): Promise<Engine> {
+  let engine: Engine;
   try {
-    return await createLocalEngine(options);
+    engine = await createLocalEngine(options);
   } catch (e) {
     const reason = fallbackReason(e);
-    if (options.fallback && reason) return createRemoteEngine(options.fallback, reason);
-    throw e;
+    if (!options.fallback || !reason) throw e;
+    engine = createRemoteEngine(options.fallback, reason);
   }
+  if (options.guardrails) guardEngine(engine, options.guardrails, systemFingerprint(engine.backend, options.fallback));
+  return engine;
+}
+
+/** Puts the guardrails around the engine's chat.completions.create (any Engine: local, fallback, worker). */
+export function guardEngine(engine: Engine, guardrails: Guardrails, fingerprint: string): void {
+  const completions = engine.chat.completions as { create: ChatCompletionsApi['create'] };
+  completions.create = guardCreate(completions.create.bind(completions), guardrails, { modelId: engine.modelId, fingerprint });
+}
+
+/** What a response's system_fingerprint says: which backend answered. */
+export function systemFingerprint(backend: Engine['backend'], fallback: FallbackOptions | undefined): string {
+  return backend === 'local' ? 'local-webgpu' : `fallback:${fallback?.baseURL ?? ''}`;
 }
 
 function fallbackReason(e: unknown): string | undefined {
@@ -195,7 +183,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       contextLimit: model.contextLimit,
     };
     const source = ck;
-    const sessions = new Set<TextSession>();
+    const sessions = new Set<LocalTextSession>();
     const runtime = new GpuRuntime({ gpu, model }, {
       async load(r) {
         const g = await createGpuContext({ gpu: o.gpu });
@@ -236,7 +224,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       chat: { completions: { create: create as ChatCompletionsApi['create'] } },
       createSession() {
         runtime.check();
-        const s = new TextSession(new GpuSession(runtime.model), queue);
+        const s = new LocalTextSession(new GpuSession(runtime.model), queue);
         sessions.add(s);
         return s;
       },
@@ -266,8 +254,12 @@ function createRemoteEngine(f: FallbackOptions, reason: string): Engine {
     fallbackReason: reason,
     pending: 0,
     state: 'ready',
-    chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: CreateOptions) =>
-      params.stream ? remoteStream(f, params, opts?.signal) : remoteCompletion(f, params, opts?.signal)) as ChatCompletionsApi['create'] } },
+    chat: { completions: { create: (async (params: ChatCompletionCreateParams, opts?: CreateOptions) => {
+      // A guardrail's stop ends the request: the server stops generating when the client leaves.
+      const signals = [opts?.signal, opts?.stop].filter((x): x is AbortSignal => x !== undefined);
+      const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+      return params.stream ? remoteStream(f, params, signal) : remoteCompletion(f, params, signal);
+    }) as ChatCompletionsApi['create'] } },
     createSession() {
       throw new Error(`the fallback backend has no token-level sessions (${reason})`);
     },

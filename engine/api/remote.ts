@@ -2,6 +2,7 @@
  * The fallback: the same chat.completions calls sent to any OpenAI-compatible server (vLLM,
  * Azure AI Foundry, our own `gptoss serve`) when WebGPU is missing or the model does not fit.
  */
+import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams } from './types.ts';
 
 export interface FallbackOptions {
@@ -45,26 +46,29 @@ export async function remoteCompletion(o: FallbackOptions, p: ChatCompletionCrea
   return { ...c, system_fingerprint: FINGERPRINT(o) };
 }
 
-/** Server-sent events `data: {...}` lines until `data: [DONE]`. */
+/**
+ * The streamed answer: server-sent events parsed by eventsource-parser (the spec's line and
+ * field rules: CRLF, multi-line data, comments, a final event without a blank line), each
+ * event's data a chunk until `[DONE]`.
+ */
 export async function* remoteStream(o: FallbackOptions, p: ChatCompletionCreateParams, signal?: AbortSignal): AsyncGenerator<ChatCompletionChunk> {
   const res = await post(o, p, true, signal);
   if (!res.body) throw new ApiError(502, `fallback server ${o.baseURL} sent no body`, 'server_error');
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
+  const reader = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buf += value;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!line.startsWith('data:')) continue;
-        const data = line.slice(5).trim();
-        if (data === '[DONE]') return;
-        yield { ...(JSON.parse(data) as ChatCompletionChunk), system_fingerprint: FINGERPRINT(o) };
+      if (value.data === '[DONE]') return;
+      let chunk: ChatCompletionChunk & { error?: { message?: string } };
+      try {
+        chunk = JSON.parse(value.data) as typeof chunk;
+      } catch {
+        throw new ApiError(502, `fallback server ${o.baseURL} sent an event that is not JSON: ${value.data.slice(0, 200)}`, 'server_error');
       }
+      // A server that fails mid-stream sends an OpenAI error object as an event.
+      if (chunk.error) throw new ApiError(502, `fallback server ${o.baseURL}: ${chunk.error.message ?? 'error'}`, 'server_error');
+      yield { ...chunk, system_fingerprint: FINGERPRINT(o) };
     }
   } finally {
     await reader.cancel().catch(() => {});

@@ -39,14 +39,15 @@ export interface ChatCompletionCreateParams {
   signal?: AbortSignal;
 }
 
-export type FinishReason = 'stop' | 'length' | 'tool_calls';
+/** 'content_filter': a guardrail blocked the request or the answer (see guardrails.ts). */
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter';
 
 export interface ChatCompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
   /** As OpenAI reports prompt caching: the prompt tokens whose KV cache was reused, not recomputed. */
-  prompt_tokens_details?: { cached_tokens: number };
+  prompt_tokens_details?: { cached_tokens?: number };
 }
 
 export interface ChatCompletion {
@@ -56,13 +57,22 @@ export interface ChatCompletion {
   model: string;
   choices: {
     index: 0;
-    message: { role: 'assistant'; content: string | null; reasoning_content?: string; tool_calls?: ChatToolCall[] };
+    /** `refusal` is always null (the model's refusals are ordinary answers), as in OpenAI's shape. */
+    message: { role: 'assistant'; content: string | null; refusal: null; reasoning_content?: string; tool_calls?: ChatToolCall[] };
     finish_reason: FinishReason;
     logprobs: null;
   }[];
   usage: ChatCompletionUsage;
   /** Which backend answered: 'local' (WebGPU) or 'fallback' (the remote server). */
   system_fingerprint: string;
+  /** Set when a guardrail blocked the request or the answer (finish_reason 'content_filter'). */
+  guardrail?: GuardrailBlock;
+}
+
+/** Which guardrail blocked, and the reason it gave (not in OpenAI's API). */
+export interface GuardrailBlock {
+  stage: 'input' | 'output';
+  reason: string;
 }
 
 export interface ChatCompletionChunk {
@@ -83,6 +93,8 @@ export interface ChatCompletionChunk {
   }[];
   usage?: ChatCompletionUsage | null;
   system_fingerprint: string;
+  /** On the chunk with finish_reason 'content_filter': which guardrail blocked, and why. */
+  guardrail?: GuardrailBlock;
 }
 
 /** An OpenAI-style error: `status` is the HTTP status the server answers with. */

@@ -55,7 +55,11 @@ export async function getGpu(): Promise<GPU> {
   try {
     mod = await import(/* @vite-ignore */ specifier);
   } catch (e) {
-    throw new GpuUnavailableError(`cannot load the npm package "webgpu" (Dawn for Node): ${(e as Error).message}`);
+    // An optional peer dependency: web apps do not need Dawn's binaries, Node apps add them.
+    const missing = (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && /'webgpu'|"webgpu"/.test((e as Error).message);
+    throw new GpuUnavailableError(missing
+      ? 'install the `webgpu` package to run on Node: npm install webgpu'
+      : `cannot load the npm package "webgpu" (Dawn for Node): ${(e as Error).message}`);
   }
   Object.assign(globalThis, mod.globals);
   nodeGpu = mod.create([]);
