@@ -63,7 +63,7 @@ export async function generate(session: GpuSession, prompt: number[], o: Generat
       inFlight = session.enqueueStep(o.sampling);
     }
     const ahead = canStep(tokens.length + 1) ? session.enqueueStep(o.sampling) : null;
-    id = await inFlight;
+    id = await settle(inFlight, ahead);
     inFlight = ahead;
   }
   return { tokens, finishReason, promptTokens: prompt.length, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
@@ -79,8 +79,21 @@ export async function decodeSteps(session: GpuSession, count: number, sampling: 
   let inFlight: Promise<number> | null = count > 0 ? session.enqueueStep(sampling) : null;
   for (let i = 0; i < count; i++) {
     const ahead = i + 1 < count ? session.enqueueStep(sampling) : null;
-    ids.push(await inFlight!);
+    ids.push(await settle(inFlight!, ahead));
     inFlight = ahead;
   }
   return ids;
+}
+
+/**
+ * Awaits a step; if it fails (a lost device), the step submitted behind it fails too, with
+ * nobody left to await it: mark that one handled so it is not an unhandled rejection.
+ */
+async function settle(step: Promise<number>, behind: Promise<number> | null): Promise<number> {
+  try {
+    return await step;
+  } catch (e) {
+    behind?.catch(() => {});
+    throw e;
+  }
 }
