@@ -20,10 +20,12 @@ declare global {
       notices: string[];
       /** The DeviceLostError's message while the GPU device is lost (until the model is reloaded). */
       deviceLost?: string;
+      /** The load progress phases seen, in order. */
+      phases: string[];
     };
   }
 }
-window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0, notices: [] };
+window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0, notices: [], phases: [] };
 
 const fmtBytes = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
@@ -102,6 +104,19 @@ function loadOptions(): LoadOptions {
 
 async function refreshCache(): Promise<void> {
   $('cache-size').textContent = fmtBytes(await engine.cacheSize());
+  const list = $('cache-list');
+  list.replaceChildren(...(await engine.listCache()).map((m) => {
+    const li = document.createElement('li');
+    li.dataset.url = m.url;
+    const del = document.createElement('button');
+    del.textContent = 'Delete';
+    del.onclick = async () => {
+      await engine.deleteModel(m.url);
+      await refreshCache();
+    };
+    li.append(`${m.model}: ${fmtBytes(m.bytes)}, ${m.complete ? 'complete' : 'partial'}, ${m.verified ? 'verified' : 'not verified'} `, del);
+    return li;
+  }));
 }
 
 const FALLBACK_HINT = 'You can open this page in a browser with WebGPU (recent Chrome or Edge, Safari 26, Firefox 141+ on Windows), ' +
@@ -144,13 +159,19 @@ async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Pro
   window.__demo.loadError = undefined;
   window.__demo.deviceLost = undefined;
   window.__demo.progressEvents = 0;
+  window.__demo.phases = [];
   const onProgress = (p: ProgressInfo) => {
     window.__demo.progressEvents++;
     bar.max = p.bytesTotal || 1;
     bar.value = p.bytesDone;
+    if (window.__demo.phases.at(-1) !== p.phase) window.__demo.phases.push(p.phase);
     const s = (performance.now() - t0) / 1000;
     const rate = p.bytesDone / Math.max(s, 1e-3);
     const left = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
+    if (p.phase !== 'weights') {
+      $('progress-text').textContent = `${PHASES[p.phase]}${p.file ? ` ${p.file}` : ''}…`;
+      return;
+    }
     $('progress-text').textContent = `${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)} (${Math.round((100 * p.bytesDone) / (p.bytesTotal || 1))}%), ` +
       `${fmtBytes(rate)}/s, ${Number.isFinite(left) ? left.toFixed(0) : '?'} s left; downloaded ${fmtBytes(p.networkBytes)}, from cache ${fmtBytes(p.cachedBytes)}`;
   };
@@ -178,6 +199,8 @@ async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Pro
     await refreshCache().catch(() => {});
   }
 }
+
+const PHASES = { tokenizer: 'Reading the tokenizer', compile: 'Compiling the kernels', weights: 'Loading the weights', verify: 'Checking the files\' sha256' } as const;
 
 const KEY_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
 

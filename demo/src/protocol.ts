@@ -1,5 +1,5 @@
 /** Messages between the page (worker-proxy.ts) and the engine worker (worker.ts). */
-import type { AdapterSummary, ChatCompletionChunk, ChatCompletionCreateParams } from '../../index.ts';
+import type { AdapterSummary, CachedModel, ChatCompletionChunk, ChatCompletionCreateParams, LoadProgress } from '../../index.ts';
 
 /** An OpenAI-compatible server that answers when WebGPU is missing or the model does not fit. */
 export interface FallbackEndpoint {
@@ -34,13 +34,13 @@ export interface LoadInfo {
   fallbackReason?: string;
 }
 
-export interface ProgressInfo {
-  phase: 'download';
-  bytesDone: number;
-  bytesTotal: number;
+/** The engine's load progress (phases tokenizer, compile, weights, verify) and the cache's byte counts. */
+export interface ProgressInfo extends LoadProgress {
   networkBytes: number;
   cachedBytes: number;
 }
+
+export type { CachedModel };
 
 export type ToWorker =
   | { type: 'load'; id: number; model: DemoModel; options: LoadOptions }
@@ -48,6 +48,9 @@ export type ToWorker =
   | { type: 'abort'; id: number }
   | { type: 'cache-size'; id: number }
   | { type: 'clear-cache'; id: number }
+  /** The models in the download cache (listCachedModels), and deleting one by its URL. */
+  | { type: 'list-cache'; id: number }
+  | { type: 'delete-model'; id: number; url: string }
   | { type: 'dispose'; id: number }
   /** After a GPU device loss: a new device, the model reloaded (progress messages carry this id). */
   | { type: 'recover'; id: number };

@@ -6,7 +6,7 @@
  * DeviceLostError can be told apart.
  */
 import { DeviceLostError, GpuUnavailableError, ModelTooLargeError, type ChatCompletionChunk, type ChatCompletionCreateParams } from '../../index.ts';
-import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ProgressInfo, ToWorker, WireError } from './protocol.ts';
+import type { CachedModel, DemoModel, FromWorker, LoadInfo, LoadOptions, ProgressInfo, ToWorker, WireError } from './protocol.ts';
 
 type Pending = {
   resolve: (v: unknown) => void;
@@ -81,6 +81,15 @@ export class WorkerEngine {
 
   clearCache(): Promise<void> {
     return this.call<void>({ type: 'clear-cache' }).done;
+  }
+
+  listCache(): Promise<CachedModel[]> {
+    return this.call<CachedModel[]>({ type: 'list-cache' }).done;
+  }
+
+  /** Deletes one cached model by its base URL (CachedModel.url). */
+  deleteModel(url: string): Promise<boolean> {
+    return this.call<boolean>({ type: 'delete-model', url }).done;
   }
 
   /** After a device loss: re-creates the device and reloads the model (from the download cache). */

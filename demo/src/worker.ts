@@ -1,6 +1,6 @@
 /// <reference lib="webworker" />
 /** The engine in a Web Worker: loads the model (through the download cache) and streams chats. */
-import { createEngine, DeviceLostError, type Engine, type LoadProgress } from '../../index.ts';
+import { createEngine, deleteModelFromCache, DeviceLostError, listCachedModels, type Engine, type LoadProgress } from '../../index.ts';
 import { cacheSize, clearCache } from '../../loader/source-cache.ts';
 import { checkStorage, demoSource, modelName, storeRefusedWarning } from './model-source.ts';
 import type { DemoModel, FromWorker, LoadInfo, LoadOptions, ToWorker, WireError } from './protocol.ts';
@@ -49,7 +49,7 @@ async function load(id: number, model: DemoModel, o: LoadOptions): Promise<LoadI
   const onProgress = (p: LoadProgress) => {
     const refused = quotaWarning ? undefined : storeRefusedWarning(stats);
     if (refused) post({ type: 'notice', id: progressId, text: (quotaWarning = refused) });
-    post({ type: 'progress', id: progressId, progress: { phase: 'download', ...p, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes } });
+    post({ type: 'progress', id: progressId, progress: { ...p, networkBytes: stats.networkBytes, cachedBytes: stats.cachedBytes } });
   };
   engine = await createEngine({ model: src.source, modelId, contextLimit: o.contextLimit, memoryLimit: o.memoryLimit, fallback: o.fallback, onProgress });
   engine.onDeviceLost((e) => post({ type: 'device-lost', id: 0, error: wire(e) }));
@@ -88,6 +88,12 @@ async function handle(m: ToWorker): Promise<void> {
     case 'clear-cache':
       await clearCache();
       post({ type: 'result', id: m.id, value: null });
+      return;
+    case 'list-cache':
+      post({ type: 'result', id: m.id, value: typeof caches === 'undefined' ? [] : await listCachedModels() });
+      return;
+    case 'delete-model':
+      post({ type: 'result', id: m.id, value: await deleteModelFromCache(m.url) });
       return;
     case 'recover':
       if (!engine) throw new Error('no model loaded');

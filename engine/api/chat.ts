@@ -12,7 +12,7 @@ import type { SamplingParams } from '../sampling.ts';
 import type { GpuQueue } from './gpu-queue.ts';
 import { checkUnsupportedParams, paramOfMessage } from './params.ts';
 import {
-  ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams, type ChatToolCall, type FinishReason,
+  ApiError, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionCreateParams, type ChatCompletionUsage, type ChatToolCall, type FinishReason,
 } from './types.ts';
 
 /** <|return|>, <|call|>, <|endoftext|>: the model is done with its turn. */
@@ -191,6 +191,29 @@ interface RunResult {
   finishReason: FinishReason;
   completionTokens: number;
   mapper: ChannelMapper;
+  /** performance.now() of the first token, of the end, and the generation's prefill and decode times (ms). */
+  firstTokenAt: number;
+  endAt: number;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** OpenAI's token counts plus the timings (`extra`) of a run that started at `t0` (performance.now()). */
+function usageOf(prep: Prepared, r: RunResult, t0: number): ChatCompletionUsage {
+  const s = (ms: number) => Math.max(0, ms) / 1000;
+  const decoded = r.completionTokens - 1;
+  return {
+    prompt_tokens: prep.prompt.length,
+    completion_tokens: r.completionTokens,
+    total_tokens: prep.prompt.length + r.completionTokens,
+    extra: {
+      time_to_first_token_s: s(r.firstTokenAt - t0),
+      e2e_latency_s: s(r.endAt - t0),
+      prefill_tokens_per_s: r.prefillMs > 0 ? prep.prompt.length / s(r.prefillMs) : 0,
+      decode_tokens_per_s: decoded > 0 && r.decodeMs > 0 ? decoded / s(r.decodeMs) : 0,
+      time_per_output_token_s: decoded > 0 ? s(r.decodeMs) / decoded : 0,
+    },
+  };
 }
 
 /** Generates under the GPU lock, calling `emit` with each delta as tokens arrive. */
@@ -210,13 +233,17 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     };
     b.session.reset();
     let res;
+    let firstTokenAt = 0;
     try {
       res = await generate(b.session, prep.prompt, {
         maxTokens: prep.maxTokens,
         sampling: prep.sampling,
         stopTokens: HARMONY_STOP_TOKENS,
         signal: stopSignal,
-        onToken: (id) => handle(parser.push(id, dec.push(id))),
+        onToken: (id) => {
+          firstTokenAt ||= performance.now();
+          handle(parser.push(id, dec.push(id)));
+        },
       });
     } catch (e) {
       if (e instanceof ContextLimitError) throw new ApiError(400, e.message, 'invalid_request_error', 'messages', 'context_length_exceeded');
@@ -232,11 +259,15 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     const finishReason: FinishReason = mapper.called || (mapper.toolCalls.length > 0 && !mapper.stopped)
       ? 'tool_calls'
       : (res.finishReason === 'length' || timedOut) && !mapper.stopped ? 'length' : 'stop';
-    return { finishReason, completionTokens: res.tokens.length, mapper };
+    return {
+      finishReason, completionTokens: res.tokens.length, mapper,
+      firstTokenAt, endAt: performance.now(), prefillMs: res.prefillMs, decodeMs: res.decodeMs,
+    };
   }, signal);
 }
 
 export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<ChatCompletion> {
+  const t0 = performance.now();
   const prep = prepareRequest(b, p, o.defaultMaxTokens);
   const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs);
   const m = r.mapper;
@@ -256,13 +287,14 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
       finish_reason: r.finishReason,
       logprobs: null,
     }],
-    usage: { prompt_tokens: prep.prompt.length, completion_tokens: r.completionTokens, total_tokens: prep.prompt.length + r.completionTokens },
+    usage: usageOf(prep, r, t0),
     system_fingerprint: 'local-webgpu',
   };
 }
 
 /** The streamed form: chunks are produced as tokens are read back from the GPU. */
 export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): AsyncIterable<ChatCompletionChunk> {
+  const t0 = performance.now();
   const prep = prepareRequest(b, p, o.defaultMaxTokens); // validation errors surface before streaming starts
   const signal = o.signal;
   const id = `chatcmpl-${randomId(24)}`;
@@ -289,7 +321,7 @@ export function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreatePar
         (r) => {
           push(chunk({}, r.finishReason));
           if (prep.includeUsage) {
-            push({ ...chunk({}), choices: [] as never, usage: { prompt_tokens: prep.prompt.length, completion_tokens: r.completionTokens, total_tokens: prep.prompt.length + r.completionTokens } });
+            push({ ...chunk({}), choices: [] as never, usage: usageOf(prep, r, t0) });
           }
         },
         (e) => (failure = e),
