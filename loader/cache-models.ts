@@ -5,6 +5,7 @@
  */
 import type { HuggingFaceOptions } from './hub.ts';
 import { hubResolveUrl } from './hub.ts';
+import { MANIFEST_FILE } from './manifest.ts';
 import { hubRepoOf } from './resolve.ts';
 import { DEFAULT_CACHE_NAME, parseCacheKey, type FileRecord, type ModelRecord } from './source-cache.ts';
 
@@ -94,7 +95,7 @@ export async function listCachedModels(options: CacheOptions = {}): Promise<Cach
     if (!f) continue;
     if (status === '200') f.ranges.push([0, f.size]);
     else if (status === '206') {
-      const m = /^(\d+)-(\d+)$/.exec(k.value ?? '');
+      const m = /^(?:bytes=)?(\d+)-(\d+)$/.exec(k.value ?? '');
       if (m) f.ranges.push([Number(m[1]), Number(m[2]) + 1]);
     }
   }
@@ -107,7 +108,8 @@ export async function listCachedModels(options: CacheOptions = {}): Promise<Cach
       url: base,
       bytes: g.bytes,
       complete: files.length > 0 && files.every((f) => f.storedBytes === f.size),
-      verified: files.length > 0 && files.every((f) => f.verified),
+      // The manifest beside the files is what they are checked against: it carries no mark.
+      verified: files.length > 0 && files.every((f) => f.verified || f.file === MANIFEST_FILE),
       files: files.sort((a, b) => (a.file < b.file ? -1 : 1)),
     });
   }

@@ -172,9 +172,13 @@ export function cachedHttpSource(baseUrl: string, options: CachedSourceOptions =
       await put(cacheKey(url(file), 'verified'), mark);
     },
     async drop(file) {
+      // The file's record stays: the listing then shows the model as incomplete, not as one file short.
       const c = await open();
       const target = url(file);
-      for (const req of await c.keys()) if (parseCacheKey(req.url).url === target) await c.delete(req);
+      for (const req of await c.keys()) {
+        const k = parseCacheKey(req.url);
+        if (k.url === target && k.kind !== 'file') await c.delete(req);
+      }
     },
     networkReads: (file) => cf.networkReads(url(file)),
     get networkBytes() {

@@ -17,6 +17,9 @@ export interface HubServerOptions {
   revision: string;
   mode?: 'tree' | 'linked';
   token?: string;
+  /** The folder the server serves (default `dir`) and where the model's files are in it (default its root). */
+  root?: string;
+  modelPath?: string;
 }
 
 const isLfs = (f: string) => f.endsWith('.safetensors') || f === 'tokenizer.json';
@@ -31,7 +34,8 @@ export async function startHubServer(dir: string, o: HubServerOptions): Promise<
   const rev = encodeURIComponent(o.revision);
   const treePath = `/api/models/${o.repo}/tree/${o.revision}`;
   const resolvePrefix = `/${o.repo}/resolve/${o.revision}/`;
-  const server = await startTestServer(dir, {
+  const at = o.modelPath ? `/${o.modelPath.replace(/^\/+|\/+$/g, '')}` : '';
+  const server = await startTestServer(o.root ?? dir, {
     intercept(req, res, path) {
       const raw = new URL(req.url ?? '/', 'http://x').pathname;
       const onHub = path === treePath || path.startsWith(resolvePrefix);
@@ -57,9 +61,9 @@ export async function startHubServer(dir: string, o: HubServerOptions): Promise<
           res.writeHead(302, { Location: `/blobs/${file}`, 'X-Linked-ETag': `"${hashes.get(file)!.sha256}"`, 'Content-Length': '0' }).end();
           return true;
         }
-        return `/${file}`;
+        return `${at}/${file}`;
       }
-      if (path.startsWith('/blobs/')) return `/${path.slice('/blobs/'.length)}`;
+      if (path.startsWith('/blobs/')) return `${at}/${path.slice('/blobs/'.length)}`;
       return undefined;
     },
   });
