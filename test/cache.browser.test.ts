@@ -85,6 +85,7 @@ describe('download cache and integrity (headless Chromium)', () => {
     expect(Object.keys(r.files!).sort()).toEqual(files);
     expect(Object.values(r.files!).every((s) => s === 'verified'), JSON.stringify(r.files)).toBe(true);
     expect(r.phases).toEqual(['tokenizer', 'compile', 'weights', 'verify']);
+    expect([r.fromCache.tokenizer, r.fromCache.weights], 'fromCache of the tokenizer and weights phases, cold').toEqual([false, false]);
     const list = await page.evaluate(() => window.__cache.list());
     expect(list.map((m) => [m.model, m.url, m.complete, m.verified])).toEqual([[url, url, true, true]]);
     expect(list[0]!.bytes).toBeGreaterThan(40e6);
@@ -98,6 +99,7 @@ describe('download cache and integrity (headless Chromium)', () => {
     expect(modelRequests(mark).map((l) => `${l.path} ${l.range ?? ''}`), 'requests of the warm load').toEqual([]);
     expect(Object.values(r.files!).every((s) => s === 'cached'), JSON.stringify(r.files)).toBe(true);
     expect(r.hashedBytes).toBe(0);
+    expect(r.fromCache, 'fromCache of every phase, warm').toEqual({ tokenizer: true, compile: true, weights: true, verify: true });
   }, T);
 
   it("a flipped byte in a cached shard: verify 'always' fails with IntegrityError, nothing on the GPU, the shard dropped", async () => {

@@ -7,7 +7,8 @@
  * download whose connection drops half way fails with a message that says to load again, and the
  * next load fetches only what it lacked. A storage quota too small for the model (set through the
  * DevTools protocol) is said plainly and the model loads uncached. A local folder given to the
- * folder <input> loads with nothing downloaded. While loading and answering, no task on the
+ * folder <input> loads with nothing downloaded. The cache list shows each cached model, and its
+ * button deletes one. While loading and answering, no task on the
  * page's main thread runs long (the engine works in a worker).
  * Screenshot: test-artifacts/demo-chat.png.
  */
@@ -144,6 +145,19 @@ describe('browser demo (headless Chromium)', () => {
     await send('Say hello');
     await page.waitForFunction(() => !window.__demo.generating, { timeout: T, polling: 100 });
     expect(await page.evaluate(() => window.__demo.lastAnswer)).toBe(ANSWER_TEXT);
+  }, T);
+
+  it('lists the cached models (complete, verified or not) with a button that deletes one', async () => {
+    expect(await page.evaluate(() => window.__demo.phases), 'the load\'s progress phases').toEqual(['tokenizer', 'compile', 'weights', 'verify']);
+    const answer = '#cache-list li[data-url$="/models/answer/"]';
+    await page.waitForSelector(answer, { timeout: 30_000 });
+    expect(await page.$eval(answer, (el) => el.textContent)).toMatch(/models\/answer\/: [\d.]+ MB, complete, not verified/);
+    // A closed <details>, so that the list filling in never moves the chat under a click.
+    await page.$eval('#cache-models', (el) => ((el as HTMLDetailsElement).open = true));
+    await page.click(`${answer} button`);
+    await page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 30_000 }, answer);
+    expect(await page.$$eval('#cache-list li', (els) => els.map((e) => e.getAttribute('data-url'))), 'the other model stays').toHaveLength(1);
+    await page.$eval('#cache-models', (el) => ((el as HTMLDetailsElement).open = false));
   }, T);
 
   it('resumes an interrupted download without fetching again what it had', async () => {

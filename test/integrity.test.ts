@@ -5,9 +5,9 @@
  * redirect) from a stand-in hub that wants an access token and a revision. A flipped byte in a
  * shard fails the load with IntegrityError naming the file and both hashes, and no buffer of the
  * model is left on the GPU. The token reaches every hub request and nothing printed or thrown.
- * `gptoss verify` says OK / FAILED per file.
+ * A reload after a GPU device loss checks the shards again. `gptoss verify` says OK / FAILED per file.
  */
-import { cp, mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -18,6 +18,7 @@ import { IntegrityError, ModelLoadError } from '../loader/errors.ts';
 import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { startHubServer } from './helpers/hub-server.ts';
 import { startTestServer, type TestServer } from './helpers/http-server.ts';
+import { LossyGpu } from './helpers/lossy-gpu.ts';
 import { meteredGpu } from './helpers/metered-gpu.ts';
 
 const TOKEN = 'hf_secretToken_4ZQ9xw';
@@ -162,6 +163,31 @@ describe('a local folder with manifest.sha256 beside its files', () => {
     await f.close();
     await expectIntegrityError({ model: bad }, 'config.json');
   }, 300_000);
+
+  it('a reload after a GPU device loss checks the shards again, and fails on a changed one', async () => {
+    const d = await copyModel('reload');
+    await cp(join(dir, 'manifest.sha256'), join(d, 'manifest.sha256'));
+    const lossy = new LossyGpu(await getGpu());
+    const engine = await createEngine({ model: d, gpu: lossy.gpu, contextLimit: 64 });
+    try {
+      const first = engine.integrity!.hashedBytes;
+      const shardBytes = (await Promise.all((await readdir(d)).filter((f) => f.endsWith('.safetensors')).map((f) => stat(join(d, f)))))
+        .reduce((a, s) => a + s.size, 0);
+      lossy.device.destroy();
+      await vi.waitFor(() => expect(engine.state).toBe('lost'), { timeout: 10_000 });
+      await engine.recover();
+      expect(engine.integrity!.hashedBytes - first, 'bytes hashed by the reload: every shard once').toBe(shardBytes);
+      await flipByte(d);
+      lossy.device.destroy();
+      await vi.waitFor(() => expect(engine.state).toBe('lost'), { timeout: 10_000 });
+      const err = await engine.recover().then(() => undefined, (e: unknown) => e);
+      expect(err, 'the reload of a changed shard').toBeInstanceOf(IntegrityError);
+      expect((err as IntegrityError).file).toBe(SHARD);
+      expect(engine.state).toBe('lost');
+    } finally {
+      await engine.dispose();
+    }
+  }, 600_000);
 
   it('gptoss verify: OK per file, then FAILED for the flipped shard (exit 1)', async () => {
     const ok = await cli(['verify', '--model', dir]);

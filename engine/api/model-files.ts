@@ -70,6 +70,7 @@ export async function openModelFiles(o: ModelFilesOptions): Promise<ModelFiles> 
   const ck = await Checkpoint.open(integrity.source);
   let tokenizer: GptOssTokenizer;
   try {
+    phaseStart.set('tokenizer', net()); // its first event comes after its first read
     tokenizer = await GptOssTokenizer.load(ck.source, (file, done, total) => emit('tokenizer', done, total, file));
   } catch (e) {
     await ck.close();

@@ -19,6 +19,8 @@ export interface PageLoad {
   liveBuffers: string[];
   liveBytes: number[];
   phases: string[];
+  /** Each phase's fromCache in its last progress event. */
+  fromCache: Record<string, boolean>;
 }
 
 type Opts = Pick<CreateEngineOptions, 'verify' | 'huggingFace' | 'manifest'>;
@@ -26,21 +28,25 @@ type Opts = Pick<CreateEngineOptions, 'verify' | 'huggingFace' | 'manifest'>;
 async function load(model: string, opts: Opts = {}): Promise<PageLoad> {
   const metered = meteredGpu(navigator.gpu);
   const phases: string[] = [];
+  const fromCache: Record<string, boolean> = {};
   try {
     const engine = await createEngine({
       model, ...opts, gpu: metered.gpu, contextLimit: 64, maxBatch: 4, kvFormat: 'f32', onWarning: (m) => console.warn(m),
-      onProgress: (p) => void (phases.at(-1) !== p.phase && phases.push(p.phase)),
+      onProgress: (p) => {
+        if (phases.at(-1) !== p.phase) phases.push(p.phase);
+        fromCache[p.phase] = p.fromCache;
+      },
     });
     const files = { ...engine.integrity!.files };
     const hashedBytes = engine.integrity!.hashedBytes;
     await engine.dispose();
-    return { ok: true, files, hashedBytes, liveBuffers: [], liveBytes: [], phases };
+    return { ok: true, files, hashedBytes, liveBuffers: [], liveBytes: [], phases, fromCache };
   } catch (e) {
     const err = e as Error;
     const integrity = e instanceof IntegrityError ? { file: e.file, expected: e.expected, actual: e.actual } : {};
     return {
       ok: false, error: { name: err.name, message: err.message, ...integrity },
-      liveBuffers: metered.liveLabels(), liveBytes: metered.meters.map((m) => m.liveBytes), phases,
+      liveBuffers: metered.liveLabels(), liveBytes: metered.meters.map((m) => m.liveBytes), phases, fromCache,
     };
   }
 }
