@@ -39,7 +39,7 @@ export interface IntegrityOptions {
   policy?: VerifyPolicy;
   /** Progress of the hashing finish() does itself (the 'verify' phase). */
   onVerifyProgress?: (p: { file?: string; bytesDone: number; bytesTotal: number }) => void;
-  /** Called once per load: no hash source at all, or the files it has no hash for. */
+  /** Called once, by finish(): no hash source at all, or the files it has no hash for. */
   onWarning?: (message: string) => void;
   /** Copies of reads that arrived ahead of the hash, kept at most (default 64 MiB). */
   maxAheadBytes?: number;
@@ -102,9 +102,6 @@ export function checkedSource(inner: ModelSource, o: IntegrityOptions = {}): Che
     (o.onWarning ?? ((m: string) => console.warn(m)))(msg);
   };
   const digests = policy === 'never' ? undefined : o.digests;
-  if (policy !== 'never' && !digests) {
-    warn(`no sha256 to check the model's files against (no manifest option, no ${'manifest.sha256'} beside the files, not a Hugging Face repo): ${inner.description} is loaded unchecked`);
-  }
 
   const source: ModelSource = {
     description: inner.description,
@@ -143,6 +140,10 @@ export function checkedSource(inner: ModelSource, o: IntegrityOptions = {}): Che
         });
       }
       if (ctx.failure) throw ctx.failure;
+      // Said once the load has worked: a failing load has a better thing to say.
+      if (policy !== 'never' && !digests) {
+        warn(`no sha256 to check the model's files against (no manifest option, no manifest.sha256 beside the files, not a Hugging Face repo): ${inner.description} is loaded unchecked`);
+      }
       const unchecked = Object.entries(report.files).filter(([, s]) => s === 'unchecked').map(([f]) => f);
       if (unchecked.length) warn(`${report.hashSource} has no hash for ${unchecked.join(', ')}: ${unchecked.length === 1 ? 'it is' : 'they are'} loaded unchecked`);
     },
