@@ -6,7 +6,7 @@
  * stay clean; Node-only helpers live in `gpt-oss-webgpu/node`.
  */
 export { createEngine } from './engine/api/engine.ts';
-export type { Engine, TextSession, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadProgress, RecoverOptions } from './engine/api/engine.ts';
+export type { Engine, TextSession, CreateEngineOptions, ChatCompletionsApi, CreateOptions, LoadPhase, LoadProgress, RecoverOptions } from './engine/api/engine.ts';
 export type { EngineState } from './engine/api/gpu-runtime.ts';
 export type { FallbackOptions } from './engine/api/remote.ts';
 export { createWorkerEngine } from './engine/api/worker-engine.ts';
@@ -35,7 +35,7 @@ export { ModelTooLargeError } from './engine/memory-plan.ts';
 export type { KvFormat } from './engine/memory-plan.ts';
 export { ContextLimitError } from './engine/gpu-session.ts';
 export { PipelineError } from './kernels/pipeline-cache.ts';
-export { ModelLoadError } from './loader/errors.ts';
+export { IntegrityError, ModelLoadError } from './loader/errors.ts';
 export type { ModelLoadErrorCode, ModelLoadErrorDetails } from './loader/errors.ts';
 
 export { GREEDY, validateSampling } from './engine/sampling.ts';
@@ -81,4 +81,15 @@ export { syntheticSource } from './loader/source-synthetic.ts';
 export type { SyntheticSource, SyntheticSourceOptions } from './loader/source-synthetic.ts';
 export type { SynthPreset, SynthOverrides } from './loader/synth.ts';
 export { resolveModelSource } from './loader/resolve.ts';
-export type { ModelLocation } from './loader/resolve.ts';
+export type { ModelLocation, ResolveOptions } from './loader/resolve.ts';
+export type { HuggingFaceOptions } from './loader/hub.ts';
+
+export { listCachedModels, hasModelInCache, deleteModelFromCache } from './loader/cache-models.ts';
+export type { CachedModel, CacheOptions } from './loader/cache-models.ts';
+export { cachedHttpSource, DEFAULT_CACHE_NAME } from './loader/source-cache.ts';
+export { checkedSource } from './loader/integrity.ts';
+export type { CheckedSource, FileStatus, IntegrityReport, VerifyPolicy } from './loader/integrity.ts';
+export { findDigests } from './loader/digests.ts';
+export type { Digest, DigestSource, ManifestOption } from './loader/digests.ts';
+export { parseManifest, formatManifest, MANIFEST_FILE } from './loader/manifest.ts';
+export { Sha256 } from './loader/sha256.ts';

@@ -10,7 +10,8 @@ import { parseArgs } from 'node:util';
 import { createEngine, type Engine } from '../engine/api/engine.ts';
 import type { ChatCompletionChunk, ChatMessageParam } from '../engine/api/types.ts';
 import { describeConfig } from '../loader/config.ts';
-import { formatBytes, intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
+import { intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
+import { MODEL_SOURCE_FLAGS, MODEL_SOURCE_USAGE, modelSourceOptions, progressPrinter } from './model-flags.ts';
 
 type Effort = 'low' | 'medium' | 'high';
 const EFFORTS: readonly Effort[] = ['low', 'medium', 'high'];
@@ -29,8 +30,9 @@ export const command = {
   summary: 'chat with a model in the terminal (streamed answers, reasoning shown dimmed)',
   usage: [
     'Usage: gptoss chat --model DIR|URL [--effort low|medium|high] [--context N] [--kv q8|f32] [--weights bf16|q8]',
-    '                   [--temperature T] [--system TEXT]',
+    '                   [--temperature T] [--system TEXT] [--manifest FILE|URL] [--revision REV]',
     '',
+    ...MODEL_SOURCE_USAGE,
     'Type a message and press Enter. The conversation is kept until /reset.',
     HELP,
     'Reads lines until end of input when stdin is piped. Defaults: --effort medium, --kv q8,',
@@ -42,6 +44,7 @@ export const command = {
       options: {
         model: { type: 'string' }, effort: { type: 'string', default: 'medium' }, context: { type: 'string' },
         kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, temperature: { type: 'string' }, system: { type: 'string' },
+        ...MODEL_SOURCE_FLAGS,
       },
     });
     const model = requireFlag(values.model, 'model');
@@ -56,16 +59,10 @@ export const command = {
     }
     const contextLimit = intFlag(values.context, 'context', 1);
 
-    let last = 0;
     const engine = await createEngine({
       model, contextLimit, kvFormat: values.kv, weights: weightsFlag(values.weights),
-      onProgress: ({ bytesDone, bytesTotal }) => {
-        const now = Date.now();
-        if (now - last > 2000 || bytesDone === bytesTotal) {
-          last = now;
-          process.stderr.write(`loading ${formatBytes(bytesDone)} / ${formatBytes(bytesTotal)}\n`);
-        }
-      },
+      onProgress: progressPrinter(),
+      ...modelSourceOptions(values),
     });
     try {
       await chatLoop(engine, { effort: values.effort, temperature, system: values.system });

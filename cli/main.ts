@@ -24,6 +24,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   render: async () => (await import('./render.ts')).command,
   serve: async () => (await import('./serve.ts')).command,
   chat: async () => (await import('./chat.ts')).command,
+  manifest: async () => (await import('./manifest.ts')).command,
+  verify: async () => (await import('./verify.ts')).command,
 };
 
 async function help(): Promise<string> {

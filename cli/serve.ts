@@ -7,7 +7,8 @@ import type { Guardrails } from '../engine/api/guardrails.ts';
 import { DEFAULT_MAX_TOKENS_CAP, DEFAULT_REQUEST_TIMEOUT, serve } from '../server/openai-server.ts';
 import { parseCorsOrigins } from '../server/security.ts';
 import { describeConfig } from '../loader/config.ts';
-import { formatBytes, intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
+import { intFlag, requireFlag, UsageError, weightsFlag } from './args.ts';
+import { MODEL_SOURCE_FLAGS, MODEL_SOURCE_USAGE, modelSourceOptions, progressPrinter } from './model-flags.ts';
 
 export const command = {
   summary: 'serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/responses)',
@@ -15,8 +16,9 @@ export const command = {
     'Usage: gptoss serve --model DIR|URL [--port 8080] [--host 127.0.0.1] [--api-key KEY]',
     '                    [--cors ORIGIN[,ORIGIN]] [--max-tokens-cap N] [--request-timeout SECONDS]',
     '                    [--model-id NAME] [--context N] [--kv q8|f32] [--weights bf16|q8] [--conversations N]',
-    '                    [--guardrails MODULE.js]',
+    '                    [--guardrails MODULE.js] [--manifest FILE|URL] [--revision REV]',
     '',
+    ...MODEL_SOURCE_USAGE,
     'Endpoints: POST /v1/chat/completions (JSON or SSE with "stream": true), POST /v1/responses,',
     'GET /v1/models, GET /health. Requests queue for the GPU.',
     'Binds to 127.0.0.1 and answers only Host localhost, 127.0.0.1 or [::1] (421 otherwise) unless',
@@ -40,6 +42,7 @@ export const command = {
         model: { type: 'string' }, port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' },
         'api-key': { type: 'string' }, 'model-id': { type: 'string' }, context: { type: 'string' }, kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, conversations: { type: 'string', default: '4' },
         cors: { type: 'string' }, 'max-tokens-cap': { type: 'string' }, 'request-timeout': { type: 'string' }, guardrails: { type: 'string' },
+        ...MODEL_SOURCE_FLAGS,
       },
     });
     if (values.kv !== 'q8' && values.kv !== 'f32') throw new UsageError(`--kv must be q8 or f32, got ${JSON.stringify(values.kv)}`);
@@ -59,7 +62,6 @@ export const command = {
       throw new UsageError(`--request-timeout must be a number of seconds >= 0 (0: no limit), got ${JSON.stringify(timeoutText)}`);
     }
     const guardrails = values.guardrails === undefined ? undefined : await loadGuardrails(values.guardrails);
-    let last = 0;
     const engine = await createEngine({
       guardrails,
       model: requireFlag(values.model, 'model'),
@@ -68,13 +70,8 @@ export const command = {
       kvFormat: values.kv,
       weights: weightsFlag(values.weights),
       conversations: intFlag(values.conversations, 'conversations', 1),
-      onProgress: ({ bytesDone, bytesTotal }) => {
-        const now = Date.now();
-        if (now - last > 2000 || bytesDone === bytesTotal) {
-          last = now;
-          process.stderr.write(`loading ${formatBytes(bytesDone)} / ${formatBytes(bytesTotal)}\n`);
-        }
-      },
+      onProgress: progressPrinter(),
+      ...modelSourceOptions(values),
     });
     const running = await serve(engine, {
       port, host: values.host, apiKey: values['api-key'], cors, maxTokensCap, requestTimeout,

@@ -50,6 +50,10 @@ export interface ModelOptions {
   /** Sessions planned for (each with its own KV cache and activations; default 1). */
   sessions?: number;
   onProgress?: ProgressCallback;
+  /** Pipeline compilation: (0, 1) when it starts, (1, 1) when every kernel is ready. */
+  onCompileProgress?: (done: number, total: number) => void;
+  /** The integrity check's end (see UploadOptions.verify): a throw fails the load with nothing left on the GPU. */
+  verify?: () => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -122,11 +126,13 @@ export class GpuModel {
         sessions: options.sessions ?? 1,
       },
     );
+    options.onCompileProgress?.(0, 1);
     const pipelines = PipelineCache.for(gpu.device);
     const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize);
     // A kernel the device refuses (WGSL or pipeline validation) fails the load, naming the kernel.
     await pipelines.verify();
-    const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal });
+    options.onCompileProgress?.(1, 1);
+    const weights = await uploadWeights(gpu.device, ck, plan.weights, { onProgress: options.onProgress, signal: options.signal, verify: options.verify });
     const model = new GpuModel(gpu, c, plan, weights, pipelines, kernels);
     // The plan is what the memory check and `gptoss plan` report: it must be what was allocated
     // (createBuffer rounds each size up to 4 bytes).

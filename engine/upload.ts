@@ -11,7 +11,8 @@ import type { RowChunk, WeightEntry } from './memory-plan.ts';
 import type { ParamName } from '../loader/weight-map.ts';
 import { q8Bytes, Q8_BLOCK, RowQuantizer } from './quant-q8.ts';
 
-export type ProgressCallback = (bytesDone: number, bytesTotal: number) => void;
+/** `file`: the checkpoint file the bytes just written came from. */
+export type ProgressCallback = (bytesDone: number, bytesTotal: number, file?: string) => void;
 
 export interface UploadedTensor {
   /** The checkpoint tensor(s) in the buffer, in order (several for a fused weight). */
@@ -26,6 +27,11 @@ export interface UploadOptions {
   chunkBytes?: number;
   flushBytes?: number;
   signal?: AbortSignal;
+  /**
+   * Called after the last weight byte is written, before the upload returns: throwing (an
+   * IntegrityError) destroys every weight buffer, so nothing unchecked stays on the GPU.
+   */
+  verify?: () => Promise<void>;
 }
 
 const USAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
@@ -66,26 +72,28 @@ export async function uploadWeights(
     // One staging buffer for all chunks: writeBuffer copies, so it is free again at once.
     const largest = plan.reduce((a, w) => Math.max(a, w.bytes), 0);
     const scratch = new Uint8Array(Math.max(16, Math.min(options.chunkBytes ?? DEFAULT_CHUNK_BYTES, largest)));
-    for (const w of plan) {
-      const t = out.get(key(w.param, w.layer))!;
-      if (w.q8Cols !== undefined) {
-        for await (const bytes of uploadQ8(device, ck, t, w.q8Cols, scratch)) {
-          options.signal?.throwIfAborted();
-          done += bytes;
-          sinceFlush += bytes;
-          if (sinceFlush >= flushBytes) {
-            sinceFlush = 0;
-            await device.queue.onSubmittedWorkDone();
-          }
-          options.onProgress?.(done, total);
-        }
+    const wrote = async (bytes: number, file: string) => {
+      options.signal?.throwIfAborted();
+      done += bytes;
+      sinceFlush += bytes;
+      if (sinceFlush >= flushBytes) {
+        sinceFlush = 0;
+        await gpuWait(device, device.queue.onSubmittedWorkDone());
+      }
+      options.onProgress?.(done, total, file);
+    };
+    for (const p of inFileOrder(plan, out)) {
+      const t = p.tensor;
+      if (p.q8Cols !== undefined) {
+        for await (const bytes of uploadQ8(device, ck, t, p.q8Cols, scratch)) await wrote(bytes, p.ref.file);
         continue;
       }
       const bounds = t.chunks ? t.chunks.map((c) => c.bytes) : [t.refs.reduce((a, r) => a + r.end - r.begin, 0)];
+      // Where this tensor starts in the weight's buffer(s): after the parts before it.
       let bufIdx = 0;
-      let bufOff = 0;
-      for (const ref of t.refs) for await (const chunk of ck.streamInto(ref, scratch)) {
-        options.signal?.throwIfAborted();
+      let bufOff = p.at;
+      while (bufIdx < bounds.length - 1 && bufOff >= bounds[bufIdx]!) bufOff -= bounds[bufIdx++]!;
+      for await (const chunk of ck.streamInto(p.ref, scratch)) {
         let at = 0;
         while (at < chunk.byteLength) {
           const n = Math.min(chunk.byteLength - at, bounds[bufIdx]! - bufOff);
@@ -97,21 +105,43 @@ export async function uploadWeights(
             bufOff = 0;
           }
         }
-        done += chunk.byteLength;
-        sinceFlush += chunk.byteLength;
-        if (sinceFlush >= flushBytes) {
-          sinceFlush = 0;
-          await gpuWait(device, device.queue.onSubmittedWorkDone());
-        }
-        options.onProgress?.(done, total);
+        await wrote(chunk.byteLength, p.ref.file);
       }
     }
+    // The integrity check's last word (loader/integrity.ts): a mismatch lands in the catch below.
+    await options.verify?.();
     await gpuWait(device, device.queue.onSubmittedWorkDone());
     return out;
   } catch (e) {
     destroyAll();
     throw e;
   }
+}
+
+interface Piece {
+  ref: TensorRef;
+  tensor: UploadedTensor;
+  /** Byte offset of this tensor in its weight's buffers (parts of a fused weight follow each other). */
+  at: number;
+  q8Cols?: number;
+}
+
+/**
+ * Every tensor once, in file order (by file, then offset): the integrity check hashes each file
+ * as it is read (no read behind its hash, no buffering), and the download cache sees the same
+ * ranges on every load.
+ */
+function inFileOrder(plan: WeightEntry[], out: Map<string, UploadedTensor>): Piece[] {
+  const pieces: Piece[] = [];
+  for (const w of plan) {
+    const tensor = out.get(key(w.param, w.layer))!;
+    let at = 0;
+    for (const ref of tensor.refs) {
+      pieces.push({ ref, tensor, at, q8Cols: w.q8Cols });
+      at += ref.end - ref.begin;
+    }
+  }
+  return pieces.sort((a, b) => (a.ref.file < b.ref.file ? -1 : a.ref.file > b.ref.file ? 1 : a.ref.begin - b.ref.begin));
 }
 
 /**

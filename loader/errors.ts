@@ -18,6 +18,8 @@ export type ModelLoadErrorCode =
   | 'unsupported-config' // a valid config this engine does not implement
   | 'http' // an HTTP request failed
   | 'short-read' // a read returned fewer bytes than asked for
+  | 'integrity' // a file's bytes do not match its published sha256 (IntegrityError)
+  | 'bad-manifest' // a checksum manifest is malformed or cannot be read
   | 'io'; // another I/O failure
 
 export interface ModelLoadErrorDetails {
@@ -47,5 +49,26 @@ export class ModelLoadError extends Error {
     this.file = details.file;
     this.tensor = details.tensor;
     this.field = details.field;
+  }
+}
+
+/**
+ * A file's bytes do not match the hash published for it (a manifest, the Hugging Face hub).
+ * Thrown before the load returns; nothing of the model stays on the GPU and the file's entries
+ * in the browser download cache are dropped, so the next load fetches it again.
+ */
+export class IntegrityError extends ModelLoadError {
+  constructor(
+    override readonly file: string,
+    /** 'sha256', or 'git-sha1' for a Git blob id (files Hugging Face keeps outside LFS). */
+    readonly algorithm: 'sha256' | 'git-sha1',
+    readonly expected: string,
+    readonly actual: string,
+    /** Where the expected hash came from, e.g. "manifest.sha256" or "the Hugging Face hub". */
+    readonly from: string,
+    note = '',
+  ) {
+    super('integrity', `${file}: ${algorithm} is ${actual}, expected ${expected} (from ${from}): the file is corrupt or was changed${note}`, { file });
+    this.name = 'IntegrityError';
   }
 }

@@ -40,7 +40,13 @@ function seconds(ms: number): string {
 class Timeout extends Error {}
 
 /** One GET: headers within `timeoutMs`, then each body chunk within `timeoutMs` of the last. */
-export async function timedFetch(url: string, file: string, headers: Record<string, string>, o: HttpRequestOptions): Promise<TimedResponse> {
+export async function timedFetch(
+  url: string,
+  file: string,
+  headers: Record<string, string>,
+  o: HttpRequestOptions,
+  redirect: RequestRedirect = 'follow',
+): Promise<TimedResponse> {
   const ac = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const arm = () => {
@@ -55,7 +61,7 @@ export async function timedFetch(url: string, file: string, headers: Record<stri
   arm();
   let res: Response;
   try {
-    res = await orTimeout(o.fetch(url, { headers: { ...o.headers, ...headers }, signal: ac.signal }));
+    res = await orTimeout(o.fetch(url, { headers: { ...o.headers, ...headers }, signal: ac.signal, ...(redirect === 'follow' ? {} : { redirect }) }));
   } catch (e) {
     disarm();
     if (ac.signal.aborted) {

@@ -8,6 +8,7 @@
  * refused with the reason, since every read would download it again.
  */
 import { ModelLoadError } from './errors.ts';
+import { HF_HUB, hubDigests, hubResolveUrl, parseHubUrl, type HubRepo } from './hub.ts';
 import { retryable, timedFetch, withRetries, type HttpRequestOptions, type TimedResponse } from './http-fetch.ts';
 import { checkLength, checkRange, type ByteSource, type ModelSource } from './source.ts';
 
@@ -20,6 +21,11 @@ export interface HttpSourceOptions {
   timeoutMs?: number;
   /** Backoff before retry n: retryDelayMs * 2^(n-1) ms (default 250). */
   retryDelayMs?: number;
+  /**
+   * The Hugging Face repo the files belong to: its hashes are checked (loader/hub.ts). Found
+   * from the URL for huggingface.co `resolve/` URLs.
+   */
+  hub?: HubRepo;
 }
 
 /** Defaults of every httpSource that does not set its own (the CLI sets timeoutMs from GPTOSS_HTTP_TIMEOUT). */
@@ -46,9 +52,12 @@ export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): Mo
     timeoutMs: options.timeoutMs ?? HTTP_DEFAULTS.timeoutMs,
     retryDelayMs: options.retryDelayMs ?? HTTP_DEFAULTS.retryDelayMs,
   };
+  const hub = options.hub ?? parseHubUrl(base);
   const url = (file: string) => new URL(file.split('/').map(encodeURIComponent).join('/'), base).toString();
+  const denied = (status: number) => (hub && (status === 401 || status === 403)
+    ? `: ${hub.repo} is gated or private, or the access token does not open it (huggingFace.token; HF_TOKEN for the CLI)` : '');
   const statusError = (file: string, res: Response, what = `for ${url(file)}`) =>
-    new ModelLoadError('http', `HTTP ${res.status} ${res.statusText} ${what}`.replace(/\s+/g, ' '), { file });
+    new ModelLoadError('http', `HTTP ${res.status} ${res.statusText} ${what}`.replace(/\s+/g, ' ') + denied(res.status), { file });
 
   /** A GET; 5xx and 429 answers are retryable errors. */
   async function get(file: string, range: string | null): Promise<TimedResponse> {
@@ -161,6 +170,7 @@ export function httpSource(baseUrl: string, options: HttpSourceOptions = {}): Mo
 
   return {
     description: base,
+    ...(hub ? { digests: hubDigests(hub, o) } : {}),
     async exists(file) {
       return (await probe(file, false)) !== null;
     },
@@ -198,7 +208,7 @@ function contentLength(res: Response): number | null {
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
 }
 
-/** `openai/gpt-oss-20b` -> its Hugging Face `resolve/main` base URL. */
-export function huggingFaceUrl(repoId: string, revision = 'main'): string {
-  return `https://huggingface.co/${repoId}/resolve/${revision}`;
+/** `openai/gpt-oss-20b` -> its Hugging Face `resolve/{revision}` base URL. */
+export function huggingFaceUrl(repoId: string, revision = 'main', hubUrl = HF_HUB): string {
+  return hubResolveUrl({ hubUrl, repo: repoId, revision }).slice(0, -1);
 }

@@ -1,3 +1,4 @@
+import type { DigestSource } from './digests.ts';
 import { ModelLoadError } from './errors.ts';
 
 /** Random access to the bytes of one file, wherever it lives. */
@@ -24,12 +25,44 @@ export interface ModelSource {
   open(file: string): Promise<ByteSource>;
   /** Whether the file exists (HEAD request, stat, lookup). */
   exists(file: string): Promise<boolean>;
+  /** Hashes the place the files come from publishes for them (the Hugging Face hub). */
+  readonly digests?: DigestSource;
+  /** Set when the files are read through the browser download cache (loader/source-cache.ts). */
+  readonly cache?: SourceCache;
 }
 
-export async function readText(source: ModelSource, file: string): Promise<string> {
+/** What the integrity check (loader/integrity.ts) needs of a download cache. */
+export interface SourceCache {
+  /** The hash (`algorithm:hex`) the cached copy of `file` was verified against, if it carries the mark. */
+  verifiedMark(file: string): Promise<string | undefined>;
+  /** Marks the cached copy of `file` as verified against `mark` (`algorithm:hex`). */
+  markVerified(file: string, mark: string): Promise<void>;
+  /** Drops every cached entry of `file` (after a failed check). */
+  drop(file: string): Promise<void>;
+  /** Answers for `file` that came from the network so far (a read served from the cache adds none). */
+  networkReads(file: string): number;
+  /** Bytes downloaded so far through this cache (all files). */
+  readonly networkBytes: number;
+}
+
+/** Reads of whole text files are split into pieces of this size, so their progress can be told. */
+export const TEXT_CHUNK_BYTES = 4 << 20;
+
+/** `onBytes(done, total)` after each piece read. */
+export async function readText(source: ModelSource, file: string, onBytes?: (done: number, total: number) => void): Promise<string> {
   const f = await source.open(file);
   try {
-    return new TextDecoder('utf-8', { fatal: false }).decode(await f.read(0, f.size));
+    if (f.size <= TEXT_CHUNK_BYTES) {
+      const bytes = await f.read(0, f.size);
+      onBytes?.(f.size, f.size);
+      return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+    }
+    const all = new Uint8Array(f.size);
+    for (let at = 0; at < f.size; at += TEXT_CHUNK_BYTES) {
+      all.set(await f.read(at, Math.min(TEXT_CHUNK_BYTES, f.size - at)), at);
+      onBytes?.(Math.min(f.size, at + TEXT_CHUNK_BYTES), f.size);
+    }
+    return new TextDecoder('utf-8', { fatal: false }).decode(all);
   } finally {
     await f.close();
   }
@@ -39,8 +72,9 @@ export async function readJson(
   source: ModelSource,
   file: string,
   code: 'bad-config' | 'bad-index' = 'bad-config',
+  onBytes?: (done: number, total: number) => void,
 ): Promise<unknown> {
-  const text = await readText(source, file);
+  const text = await readText(source, file, onBytes);
   try {
     return JSON.parse(text);
   } catch (e) {

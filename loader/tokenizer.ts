@@ -52,12 +52,16 @@ export class GptOssTokenizer {
     for (const [id, t] of tok.get_added_tokens_decoder()) this.added.set(id, { content: t.content, special: t.special });
   }
 
-  static async load(source: ModelSource): Promise<GptOssTokenizer> {
+  /** `onBytes(file, done, total)` as the tokenizer files are read (the tokenizer download's progress). */
+  static async load(source: ModelSource, onBytes?: (file: string, done: number, total: number) => void): Promise<GptOssTokenizer> {
     if (!(await source.exists('tokenizer.json'))) {
       throw new ModelLoadError('missing-file', `no tokenizer.json in ${source.description}`, { file: 'tokenizer.json' });
     }
-    const json = (await readJson(source, 'tokenizer.json')) as object;
-    const config = ((await source.exists('tokenizer_config.json')) ? await readJson(source, 'tokenizer_config.json') : {}) as object;
+    const progress = (file: string) => onBytes && ((done: number, total: number) => onBytes(file, done, total));
+    const json = (await readJson(source, 'tokenizer.json', 'bad-config', progress('tokenizer.json'))) as object;
+    const config = ((await source.exists('tokenizer_config.json'))
+      ? await readJson(source, 'tokenizer_config.json', 'bad-config', progress('tokenizer_config.json'))
+      : {}) as object;
     try {
       return new GptOssTokenizer(new Tokenizer(json, config), json);
     } catch (e) {

@@ -9,7 +9,8 @@
  * fetches only what it lacked. When the browser refuses to store the download though its storage estimate said it
  * fits, the page says so plainly and the model loads uncached: in Chromium a quota override set
  * through the DevTools protocol, in Firefox a real storage limit (prefs) filled by another site.
- * Local files given to the folder <input> load with nothing downloaded. While loading and
+ * Local files given to the folder <input> load with nothing downloaded. The cache list shows each
+ * cached model, and its button deletes one. While loading and
  * answering, the page's main thread is never blocked long (the engine works in a worker): in
  * Chromium by the long-task observer, in Firefox (which has none) by a timer-gap probe; each is
  * shown to catch a deliberate 150 ms block.
@@ -197,6 +198,19 @@ describe.each(BROWSER_CASES)('browser demo (%s)', (_label, name) => {
     await send('Say hello');
     await page.waitForFunction(() => !window.__demo.generating, { timeout: T, polling: 100 });
     expect(await page.evaluate(() => window.__demo.lastAnswer)).toBe(ANSWER_TEXT);
+  }, T);
+
+  it('lists the cached models (complete, verified or not) with a button that deletes one', async () => {
+    expect(await page.evaluate(() => window.__demo.phases), 'the load\'s progress phases').toEqual(['tokenizer', 'compile', 'weights', 'verify']);
+    const answer = '#cache-list li[data-url$="/models/answer/"]';
+    await page.waitForSelector(answer, { timeout: 30_000 });
+    expect(await page.$eval(answer, (el) => el.textContent)).toMatch(/models\/answer\/: [\d.]+ MB, complete, not verified/);
+    // A closed <details>, so that the list filling in never moves the chat under a click.
+    await page.$eval('#cache-models', (el) => ((el as HTMLDetailsElement).open = true));
+    await page.click(`${answer} button`);
+    await page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 30_000 }, answer);
+    expect(await page.$$eval('#cache-list li', (els) => els.map((e) => e.getAttribute('data-url'))), 'the other model stays').toHaveLength(1);
+    await page.$eval('#cache-models', (el) => ((el as HTMLDetailsElement).open = false));
   }, T);
 
   it('resumes an interrupted download without fetching again what it had', async () => {

@@ -1,6 +1,7 @@
 /** The chat page: plain DOM, the engine in a worker through the library's createWorkerEngine. */
 import {
-  createWorkerEngine, DeviceLostError, GpuUnavailableError, ModelTooLargeError, type AdapterSummary, type ChatMessageParam, type Engine, type LoadProgress,
+  createWorkerEngine, deleteModelFromCache, DeviceLostError, GpuUnavailableError, listCachedModels, ModelTooLargeError,
+  type AdapterSummary, type ChatMessageParam, type Engine, type LoadProgress,
 } from '../../index.ts';
 import { parseBytes } from '../../cli/args.ts';
 import { cacheSize, clearCache } from '../../loader/source-cache.ts';
@@ -29,10 +30,14 @@ declare global {
       notices: string[];
       /** The DeviceLostError's message while the GPU device is lost (until the model is reloaded). */
       deviceLost?: string;
+      /** The load progress phases seen, in order. */
+      phases: string[];
     };
   }
 }
-window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0, notices: [] };
+window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0, notices: [], phases: [] };
+
+const PHASES = { tokenizer: 'Reading the tokenizer', compile: 'Compiling the kernels', weights: 'Loading the weights', verify: 'Checking the files\' sha256' } as const;
 
 const fmtBytes = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
 
@@ -112,6 +117,20 @@ function loadOptions(): LoadOptions {
 
 async function refreshCache(): Promise<void> {
   $('cache-size').textContent = fmtBytes(typeof caches === 'undefined' ? 0 : await cacheSize());
+  // The models in the download cache (the page and the worker share it), each with a delete button.
+  const list = $('cache-list');
+  list.replaceChildren(...(typeof caches === 'undefined' ? [] : await listCachedModels()).map((m) => {
+    const li = document.createElement('li');
+    li.dataset.url = m.url;
+    const del = document.createElement('button');
+    del.textContent = 'Delete';
+    del.onclick = async () => {
+      await deleteModelFromCache(m.url);
+      await refreshCache();
+    };
+    li.append(`${m.model}: ${fmtBytes(m.bytes)}, ${m.complete ? 'complete' : 'partial'}, ${m.verified ? 'verified' : 'not verified'} `, del);
+    return li;
+  }));
 }
 
 const FALLBACK_HINT = 'You can open this page in a browser with WebGPU (recent Chrome or Edge, Safari 26, Firefox 141+ on Windows), ' +
@@ -154,13 +173,19 @@ async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Pro
   window.__demo.loadError = undefined;
   window.__demo.deviceLost = undefined;
   window.__demo.progressEvents = 0;
+  window.__demo.phases = [];
   const onProgress = (p: ProgressInfo) => {
     window.__demo.progressEvents++;
     bar.max = p.bytesTotal || 1;
     bar.value = p.bytesDone;
+    if (p.phase && window.__demo.phases.at(-1) !== p.phase) window.__demo.phases.push(p.phase);
     const s = (performance.now() - t0) / 1000;
     const rate = p.bytesDone / Math.max(s, 1e-3);
     const left = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
+    if (p.phase && p.phase !== 'weights') {
+      $('progress-text').textContent = `${PHASES[p.phase]}${p.file ? ` ${p.file}` : ''}…`;
+      return;
+    }
     $('progress-text').textContent = `${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)} (${Math.round((100 * p.bytesDone) / (p.bytesTotal || 1))}%), ` +
       `${fmtBytes(rate)}/s, ${Number.isFinite(left) ? left.toFixed(0) : '?'} s left; downloaded ${fmtBytes(p.networkBytes ?? 0)}, from cache ${fmtBytes(p.cachedBytes ?? 0)}`;
   };

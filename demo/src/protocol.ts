@@ -43,7 +43,10 @@ export interface LoadInfo extends LoadStats {
 }
 
 /** The worker engine's progress, with the download cache's counts added by the demo worker. */
+/** The engine's load progress (phases tokenizer, compile, weights, verify; with the file) and the download cache's byte counts. */
 export interface ProgressInfo {
+  phase?: 'tokenizer' | 'compile' | 'weights' | 'verify';
+  file?: string;
   bytesDone: number;
   bytesTotal: number;
   networkBytes?: number;

@@ -212,12 +212,30 @@ interface RunResult {
   /** Prompt tokens whose KV cache an earlier request left and this one reused. */
   cachedTokens: number;
   mapper: ChannelMapper;
+  /** performance.now() of the first token, of the end, and the generation's prefill and decode times (ms). */
+  firstTokenAt: number;
+  endAt: number;
+  prefillMs: number;
+  decodeMs: number;
 }
 
-function usage(prep: Prepared, r: RunResult): ChatCompletionUsage {
+/** OpenAI's token counts plus the timings (`extra`) of a run that started at `t0` (performance.now()). */
+function usageOf(prep: Prepared, r: RunResult, t0: number): ChatCompletionUsage {
+  const s = (ms: number) => Math.max(0, ms) / 1000;
+  const decoded = r.completionTokens - 1;
   return {
-    prompt_tokens: prep.prompt.length, completion_tokens: r.completionTokens, total_tokens: prep.prompt.length + r.completionTokens,
+    prompt_tokens: prep.prompt.length,
+    completion_tokens: r.completionTokens,
+    total_tokens: prep.prompt.length + r.completionTokens,
     prompt_tokens_details: { cached_tokens: r.cachedTokens },
+    extra: {
+      time_to_first_token_s: s(r.firstTokenAt - t0),
+      e2e_latency_s: s(r.endAt - t0),
+      // Only the tokens after the reused prefix were prefilled.
+      prefill_tokens_per_s: r.prefillMs > 0 ? (prep.prompt.length - r.cachedTokens) / s(r.prefillMs) : 0,
+      decode_tokens_per_s: decoded > 0 && r.decodeMs > 0 ? decoded / s(r.decodeMs) : 0,
+      time_per_output_token_s: decoded > 0 ? s(r.decodeMs) / decoded : 0,
+    },
   };
 }
 
@@ -240,13 +258,17 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     const session = b.sessions.acquire(prep.prompt);
     const cachedTokens = session.reuse(prep.prompt);
     let res;
+    let firstTokenAt = 0;
     try {
       res = await generate(session, prep.prompt.slice(cachedTokens), {
         maxTokens: prep.maxTokens,
         sampling: prep.sampling,
         stopTokens: HARMONY_STOP_TOKENS,
         signal: stopSignal,
-        onToken: (id) => handle(parser.push(id, dec.push(id))),
+        onToken: (id) => {
+          firstTokenAt ||= performance.now();
+          handle(parser.push(id, dec.push(id)));
+        },
       });
     } catch (e) {
       if (e instanceof ContextLimitError) throw new ApiError(400, e.message, 'invalid_request_error', 'messages', 'context_length_exceeded');
@@ -262,11 +284,15 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
     const finishReason: FinishReason = mapper.called || (mapper.toolCalls.length > 0 && !mapper.stopped)
       ? 'tool_calls'
       : (res.finishReason === 'length' || timedOut) && !mapper.stopped ? 'length' : 'stop';
-    return { finishReason, completionTokens: res.tokens.length, cachedTokens, mapper };
+    return {
+      finishReason, completionTokens: res.tokens.length, cachedTokens, mapper,
+      firstTokenAt, endAt: performance.now(), prefillMs: res.prefillMs, decodeMs: res.decodeMs,
+    };
   }, signal);
 }
 
 export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<ChatCompletion> {
+  const t0 = performance.now();
   const prep = await prepareRequest(b, p, o);
   const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs, o.stop);
   const m = r.mapper;
@@ -287,13 +313,14 @@ export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCre
       finish_reason: r.finishReason,
       logprobs: null,
     }],
-    usage: usage(prep, r),
+    usage: usageOf(prep, r, t0),
     system_fingerprint: 'local-webgpu',
   };
 }
 
 /** The streamed form: chunks are produced as tokens are read back from the GPU. */
 export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<AsyncIterable<ChatCompletionChunk>> {
+  const t0 = performance.now();
   const prep = await prepareRequest(b, p, o); // validation errors surface before streaming starts
   const signal = o.signal;
   const id = `chatcmpl-${randomId(24)}`;
@@ -320,7 +347,7 @@ export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCre
         (r) => {
           push(chunk({}, r.finishReason));
           if (prep.includeUsage) {
-            push({ ...chunk({}), choices: [] as never, usage: usage(prep, r) });
+            push({ ...chunk({}), choices: [] as never, usage: usageOf(prep, r, t0) });
           }
         },
         (e) => (failure = e),

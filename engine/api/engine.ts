@@ -5,10 +5,12 @@
  * When the GPU device is lost, requests fail with DeviceLostError until `engine.recover()`
  * re-creates the device and reloads the weights (engine/api/gpu-runtime.ts).
  */
-import { Checkpoint } from '../../loader/checkpoint.ts';
 import type { GptOssConfig } from '../../loader/config.ts';
-import { resolveModelSource, type ModelLocation } from '../../loader/resolve.ts';
-import { GptOssTokenizer } from '../../loader/tokenizer.ts';
+import type { ManifestOption } from '../../loader/digests.ts';
+import type { HuggingFaceOptions } from '../../loader/hub.ts';
+import type { IntegrityReport, VerifyPolicy } from '../../loader/integrity.ts';
+import type { ModelLocation } from '../../loader/resolve.ts';
+import type { GptOssTokenizer } from '../../loader/tokenizer.ts';
 import { createGpuContext, GpuUnavailableError, type AdapterSummary, type GpuContext } from '../gpu/device.ts';
 import type { DeviceLostError } from '../gpu/device-lost.ts';
 import { GpuModel, type ModelOptions } from '../gpu-model.ts';
@@ -19,21 +21,33 @@ import { GpuQueue } from './gpu-queue.ts';
 import { SessionPool } from './session-pool.ts';
 import { GpuRuntime, type EngineState } from './gpu-runtime.ts';
 import { guardCreate, type Guardrails } from './guardrails.ts';
+import { openModelFiles, type LoadProgress, type ModelFiles } from './model-files.ts';
 import { remoteCompletion, remoteStream, type FallbackOptions } from './remote.ts';
 import { LocalTextSession, type TextSession } from './text-session.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams } from './types.ts';
 
 export type { TextSession };
-
-export interface LoadProgress {
-  bytesDone: number;
-  bytesTotal: number;
-}
+export type { LoadPhase, LoadProgress } from './model-files.ts';
 
 export interface CreateEngineOptions {
   /** A URL, a Hugging Face repo id, a local directory (Node, Deno), browser Files, or a ModelSource. */
   model: ModelLocation;
+  /** Load progress in phases: 'tokenizer', 'compile', 'weights', 'verify' (engine/api/model-files.ts). */
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * The files' expected sha256 (a `sha256sum` manifest's path or URL, or its entries). Without it,
+   * a Hugging Face repo is checked against the hub's hashes, and any folder against a
+   * `manifest.sha256` beside its files. A mismatch fails the load with IntegrityError.
+   */
+  manifest?: ManifestOption;
+  /** 'auto' (default): hash everything except browser-cached copies already verified; 'always'; 'never'. */
+  verify?: VerifyPolicy;
+  /** Hugging Face revision, access token (gated or private repos; sent to the hub only, never logged) and hub URL. */
+  huggingFace?: HuggingFaceOptions;
+  /** Keep downloads in the browser's Cache API (true or a cache name; default: on in browsers). */
+  cache?: boolean | string;
+  /** Non-fatal load warnings, e.g. that there is no hash to check the files against (default console.warn). */
+  onWarning?: (message: string) => void;
   /** Longest prompt + answer (default min(4096, the model's maximum)). */
   contextLimit?: number;
   kvFormat?: KvFormat;
@@ -95,6 +109,8 @@ export interface Engine {
   readonly config?: GptOssConfig;
   readonly adapter?: AdapterSummary;
   readonly tokenizer?: GptOssTokenizer;
+  /** What the load checked: the hash source and each file's status (local backend only). */
+  readonly integrity?: IntegrityReport;
   /** Generations running or waiting for the GPU (0 for the fallback). */
   readonly pending: number;
   /**
@@ -156,24 +172,24 @@ function defaultModelId(model: ModelLocation): string {
 async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
   // The GPU first: without one, nothing of the model is downloaded before falling back.
   const gpu: GpuContext = await createGpuContext({ gpu: o.gpu });
-  let ck: Checkpoint;
+  let files: ModelFiles;
   try {
-    ck = await Checkpoint.open(await resolveModelSource(o.model));
+    files = await openModelFiles(o);
   } catch (e) {
     gpu.destroy();
     throw e;
   }
-  const modelOptions = (onProgress: ((p: LoadProgress) => void) | undefined, signal: AbortSignal | undefined): ModelOptions => ({
+  const { ck, tokenizer } = files;
+  const modelOptions = (onProgress: ((p: LoadProgress) => void) | undefined, signal: AbortSignal | undefined, reload: boolean): ModelOptions => ({
     contextLimit: o.contextLimit, kvFormat: o.kvFormat, weights: o.weights, maxBatch: o.maxBatch, memoryLimit: o.memoryLimit, signal,
     kvReuse: o.kvReuse ?? true, sessions: o.conversations ?? 1,
-    onProgress: onProgress ? (bytesDone, bytesTotal) => onProgress({ bytesDone, bytesTotal }) : undefined,
+    ...files.hooks(onProgress, reload),
   });
   let model: GpuModel | undefined;
   try {
-    const tokenizer = await GptOssTokenizer.load(ck.source);
     // Prompts are bounded by the longest token: find it now (a scan of the vocabulary) rather than in the first request.
     tokenizer.maxTokenBytes();
-    model = await GpuModel.load(ck, gpu, modelOptions(o.onProgress, o.signal));
+    model = await GpuModel.load(ck, gpu, modelOptions(o.onProgress, o.signal, false));
     const queue = new GpuQueue();
     const backend: LocalChatBackend = {
       modelId: o.modelId ?? defaultModelId(o.model),
@@ -188,7 +204,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
       async load(r) {
         const g = await createGpuContext({ gpu: o.gpu });
         try {
-          return { gpu: g, model: await GpuModel.load(source, g, modelOptions(r.onProgress ?? o.onProgress, r.signal)) };
+          return { gpu: g, model: await GpuModel.load(source, g, modelOptions(r.onProgress ?? o.onProgress, r.signal, true)) };
         } catch (e) {
           g.destroy();
           throw e;
@@ -215,6 +231,7 @@ async function createLocalEngine(o: CreateEngineOptions): Promise<Engine> {
         return runtime.gpu.info;
       },
       tokenizer,
+      integrity: files.integrity.report,
       get pending() {
         return queue.depth;
       },

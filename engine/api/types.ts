@@ -48,6 +48,22 @@ export interface ChatCompletionUsage {
   total_tokens: number;
   /** As OpenAI reports prompt caching: the prompt tokens whose KV cache was reused, not recomputed. */
   prompt_tokens_details?: { cached_tokens?: number };
+  /** Not in OpenAI's API: timings of a local generation, as WebLLM's `usage.extra`. */
+  extra?: UsageTimings;
+}
+
+/** How long a local answer took (seconds) and how fast it went (tokens per second). */
+export interface UsageTimings {
+  /** From the call to the first generated token: waiting for the GPU and reading the prompt. */
+  time_to_first_token_s: number;
+  /** From the call to the last token. */
+  e2e_latency_s: number;
+  /** Prompt tokens per second of prompt processing (prefill). */
+  prefill_tokens_per_s: number;
+  /** Generated tokens per second after the first (decode); 0 with one token. */
+  decode_tokens_per_s: number;
+  /** Seconds per generated token after the first; 0 with one token. */
+  time_per_output_token_s: number;
 }
 
 export interface ChatCompletion {

@@ -1,7 +1,8 @@
 /**
  * Builds the headless-Chromium test pages (and their imports from the engine): the default export
  * builds test/browser/kernels.html, `engineViteConfig` builds test/browser/engine.html,
- * `deviceLossViteConfig` test/browser/device-loss.html, `workerEngineViteConfig` test/browser/worker-engine.html. Each page has its own output directory
+ * `deviceLossViteConfig` test/browser/device-loss.html, `workerEngineViteConfig` test/browser/worker-engine.html,
+ * `cacheViteConfig` test/browser/cache.html. Each page has its own output directory
  * so the browser test files can build at the same time.
  */
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,7 @@ export const KERNELS_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/brow
 export const ENGINE_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/browser-engine/', import.meta.url));
 export const DEVICE_LOSS_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/browser-device-loss/', import.meta.url));
 export const WORKER_ENGINE_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/browser-worker-engine/', import.meta.url));
+export const CACHE_PAGE_OUT = fileURLToPath(new URL('../../test-artifacts/browser-cache/', import.meta.url));
 
 function pageConfig(page: string, outDir: string): UserConfig {
   return {
@@ -34,5 +36,6 @@ export const engineViteConfig: UserConfig = defineConfig(pageConfig('engine', EN
 export const deviceLossViteConfig: UserConfig = defineConfig(pageConfig('device-loss', DEVICE_LOSS_PAGE_OUT));
 
 export const workerEngineViteConfig: UserConfig = defineConfig(pageConfig('worker-engine', WORKER_ENGINE_PAGE_OUT));
+export const cacheViteConfig: UserConfig = defineConfig(pageConfig('cache', CACHE_PAGE_OUT));
 
 export default defineConfig(pageConfig('kernels', KERNELS_PAGE_OUT));

@@ -2,7 +2,7 @@
  * A small static file server for tests: serves a directory on 127.0.0.1 (port 0) with HTTP
  * Range support, plus switchable misbehaviours to exercise the HTTP loader's error paths.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { open, readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, sep } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +19,11 @@ export interface TestServerOptions {
   failFirst?: number;
   /** Extra response headers, e.g. CORS or COOP/COEP for browser tests. */
   headers?: Record<string, string>;
+  /**
+   * Sees each request first (its decoded path): answers it itself and returns true, or returns a
+   * path to serve instead (e.g. a Hugging Face `resolve/` URL mapped to the file), or undefined.
+   */
+  intercept?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean | string | undefined | Promise<boolean | string | undefined>;
 }
 
 export interface TestServer {
@@ -33,8 +38,8 @@ export interface TestServer {
    * this is set back to undefined.
    */
   dropAfter?: { prefix: string; count: number };
-  /** Every request seen: method, path and Range header. */
-  readonly log: { method: string; path: string; range?: string; status: number }[];
+  /** Every request seen: method, path, Range and Authorization headers, status (set by intercept for its own answers). */
+  readonly log: { method: string; path: string; range?: string; auth?: string; status: number }[];
   close(): Promise<void>;
 }
 
@@ -80,8 +85,8 @@ export async function startTestServer(root: string, options: TestServerOptions =
 
   server = createServer(async (req, res) => {
     const range = req.headers.range;
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const entry: TestServer['log'][number] = { method: req.method ?? 'GET', path, range, status: 0 };
+    let path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const entry: TestServer['log'][number] = { method: req.method ?? 'GET', path, range, auth: req.headers.authorization, status: 0 };
     state.log.push(entry);
     const send = (status: number, body: Uint8Array | string = '', headers: Record<string, string> = {}) => {
       entry.status = status;
@@ -94,6 +99,12 @@ export async function startTestServer(root: string, options: TestServerOptions =
         state.failNext--;
         return send(500, 'injected failure');
       }
+      const seen = await options.intercept?.(req, res, path);
+      if (seen === true) {
+        entry.status = res.statusCode;
+        return;
+      }
+      if (typeof seen === 'string') path = seen;
       const drop = state.dropAfter;
       if (drop && range && path.startsWith(drop.prefix)) {
         if (drop.count <= 0) {

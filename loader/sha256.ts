@@ -1,0 +1,129 @@
+/**
+ * Streaming SHA-256 (FIPS 180-4) in plain TypeScript: the same code in browsers, Node and Deno.
+ * WebCrypto's digest() only takes a whole buffer, and node:crypto is Node-only, so a checkpoint
+ * streamed in chunks is hashed here as it arrives. Blocks are compressed straight from the
+ * caller's array (no copy) with the state in locals; only a partial block is buffered.
+ */
+
+const K = new Int32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+
+export class Sha256 {
+  private readonly h = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+  private readonly w = new Int32Array(64);
+  private readonly tail = new Uint8Array(64);
+  private tailLen = 0;
+  private total = 0;
+  private done = false;
+
+  /** Bytes hashed so far. */
+  get length(): number {
+    return this.total;
+  }
+
+  update(data: Uint8Array): this {
+    if (this.done) throw new Error('Sha256: update after digest');
+    this.total += data.length;
+    let i = 0;
+    if (this.tailLen > 0) {
+      i = Math.min(64 - this.tailLen, data.length);
+      this.tail.set(data.subarray(0, i), this.tailLen);
+      this.tailLen += i;
+      if (this.tailLen < 64) return this;
+      this.compress(this.tail, 0, 64);
+      this.tailLen = 0;
+    }
+    const whole = i + ((data.length - i) & ~63);
+    if (whole > i) this.compress(data, i, whole);
+    if (whole < data.length) {
+      this.tail.set(data.subarray(whole), 0);
+      this.tailLen = data.length - whole;
+    }
+    return this;
+  }
+
+  /** The 32-byte digest; the hasher cannot be updated afterwards. */
+  digest(): Uint8Array {
+    if (this.done) throw new Error('Sha256: digest called twice');
+    const bits = this.total * 8;
+    const pad = new Uint8Array(this.tailLen < 56 ? 64 : 128);
+    pad.set(this.tail.subarray(0, this.tailLen));
+    pad[this.tailLen] = 0x80;
+    const v = new DataView(pad.buffer);
+    v.setUint32(pad.length - 8, Math.floor(bits / 2 ** 32));
+    v.setUint32(pad.length - 4, bits >>> 0);
+    this.compress(pad, 0, pad.length);
+    this.done = true;
+    const out = new Uint8Array(32);
+    const o = new DataView(out.buffer);
+    for (let j = 0; j < 8; j++) o.setInt32(j * 4, this.h[j]!);
+    return out;
+  }
+
+  hex(): string {
+    return toHex(this.digest());
+  }
+
+  /** Compresses the 64-byte blocks of d[from, to). */
+  private compress(d: Uint8Array, from: number, to: number): void {
+    const h = this.h;
+    const w = this.w;
+    let h0 = h[0]!, h1 = h[1]!, h2 = h[2]!, h3 = h[3]!, h4 = h[4]!, h5 = h[5]!, h6 = h[6]!, h7 = h[7]!;
+    for (let off = from; off < to; off += 64) {
+      for (let t = 0; t < 16; t++) {
+        const j = off + t * 4;
+        w[t] = (d[j]! << 24) | (d[j + 1]! << 16) | (d[j + 2]! << 8) | d[j + 3]!;
+      }
+      for (let t = 16; t < 64; t++) {
+        const x = w[t - 15]!;
+        const y = w[t - 2]!;
+        const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+        const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+        w[t] = (w[t - 16]! + s0 + w[t - 7]! + s1) | 0;
+      }
+      let a = h0, b = h1, c = h2, e = h4, f = h5, g = h6, hh = h7, dd = h3;
+      for (let t = 0; t < 64; t++) {
+        const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+        const t1 = (hh + S1 + ((e & f) ^ (~e & g)) + K[t]! + w[t]!) | 0;
+        const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+        const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        hh = g;
+        g = f;
+        f = e;
+        e = (dd + t1) | 0;
+        dd = c;
+        c = b;
+        b = a;
+        a = (t1 + t2) | 0;
+      }
+      h0 = (h0 + a) | 0;
+      h1 = (h1 + b) | 0;
+      h2 = (h2 + c) | 0;
+      h3 = (h3 + dd) | 0;
+      h4 = (h4 + e) | 0;
+      h5 = (h5 + f) | 0;
+      h6 = (h6 + g) | 0;
+      h7 = (h7 + hh) | 0;
+    }
+    h[0] = h0; h[1] = h1; h[2] = h2; h[3] = h3; h[4] = h4; h[5] = h5; h[6] = h6; h[7] = h7;
+  }
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += b.toString(16).padStart(2, '0');
+  return s;
+}
+
+/** sha256 of one buffer, as lowercase hex. */
+export function sha256Hex(data: Uint8Array): string {
+  return new Sha256().update(data).hex();
+}
