@@ -4,6 +4,7 @@ import { attentionCases } from './attention.cases.ts';
 import { embedCases } from './embed.cases.ts';
 import { matmulCases } from './matmul.cases.ts';
 import { moeCases } from './moe.cases.ts';
+import { moeGroupedCases } from './moe-grouped.cases.ts';
 import { rmsnormCases } from './rmsnorm.cases.ts';
 import { sampleCases } from './sample.cases.ts';
 
@@ -13,5 +14,6 @@ export const KERNEL_FAMILIES: Record<string, (device: GPUDevice) => Promise<Case
   matmul: matmulCases,
   attention: attentionCases,
   moe: moeCases,
+  moe_grouped: moeGroupedCases,
   sample: sampleCases,
 };
