@@ -4,7 +4,7 @@ import { Checkpoint } from '../loader/checkpoint.ts';
 import { describeConfig, type GptOssConfig } from '../loader/config.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { synthConfig, synthShape, isSynthPreset } from '../loader/synth.ts';
-import { describePlan, planMemory, type KvFormat } from '../engine/memory-plan.ts';
+import { DEFAULT_MAX_BATCH, describePlan, planMemoryAuto, type KvFormat } from '../engine/memory-plan.ts';
 import { intFlag, parseBytes, parseIdList, UsageError } from './args.ts';
 
 export const command = {
@@ -13,6 +13,7 @@ export const command = {
     'Usage: gptoss plan (--model DIR|URL | --preset 20b|120b|tiny) [--context 4096,32768,131072]',
     '                   [--kv q8|f32] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
     '',
+    `  --batch          prefill batch (default: the largest of ${DEFAULT_MAX_BATCH}, ${DEFAULT_MAX_BATCH / 2}, ... that fits, as the engine picks)`,
     '  --binding-limit  the adapter\'s maxStorageBufferBindingSize (tensors above it are split or refused)',
     '  --memory         GPU memory available; the plan fails with the sizes when the model does not fit',
   ].join('\n'),
@@ -22,7 +23,7 @@ export const command = {
       options: {
         model: { type: 'string' }, preset: { type: 'string' },
         context: { type: 'string', default: '4096,32768,131072' },
-        kv: { type: 'string', default: 'q8' }, batch: { type: 'string', default: '128' },
+        kv: { type: 'string', default: 'q8' }, batch: { type: 'string' },
         'binding-limit': { type: 'string', default: '1GiB' }, memory: { type: 'string' },
       },
     });
@@ -45,10 +46,10 @@ export const command = {
     console.log(`${what}: ${describeConfig(config)}`);
     console.log(`adapter limits assumed: maxStorageBufferBindingSize ${binding}${memoryLimit ? `, memory ${memoryLimit}` : ''}`);
     for (const contextLimit of parseIdList(values.context, 'context')) {
-      const plan = planMemory(
+      const plan = planMemoryAuto(
         config,
         { maxBufferSize: binding, maxStorageBufferBindingSize: binding, memoryLimit },
-        { contextLimit, maxBatch: intFlag(values.batch, 'batch', 1)!, kvFormat: values.kv as KvFormat, logitRows: 1 },
+        { contextLimit, maxBatch: intFlag(values.batch, 'batch', 1), kvFormat: values.kv as KvFormat, allLogits: false },
       );
       console.log(describePlan(plan));
     }

@@ -18,6 +18,8 @@ import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts'
 import { ropeTableData } from './reference/rope.ts';
 import { drawsFromCandidates, SAMPLE_PARAMS_BYTES, writeSampleParams } from '../kernels/sample.ts';
 import { decodePartBytes } from '../kernels/attention-decode.ts';
+import { maxMoeTiles } from '../kernels/moe-route.ts';
+import { MOE_TILE } from '../kernels/moe-grouped.ts';
 
 export class ContextLimitError extends RangeError {
   override name = 'ContextLimitError';
@@ -45,7 +47,7 @@ const MAX_IN_FLIGHT = 2;
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
-  'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
+  'moeOffsets' | 'moeList' | 'moeTiles' | 'moeArgs' | 'moeOut' | 'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
 
 export class GpuSession {
   readonly contextLimit: number;
@@ -96,6 +98,11 @@ export class GpuSession {
       ids: f32(T * c.expertsPerToken, 'expert_ids'),
       expertWeights: f32(T * c.expertsPerToken, 'expert_weights'),
       act: f32(T * c.expertsPerToken * c.intermediateSize, 'moe_act'),
+      moeOffsets: this.track(createBuffer(dev, (c.numExperts + 1) * 4, STORAGE(), 'moe_offsets')),
+      moeList: this.track(createBuffer(dev, T * c.expertsPerToken * 4, STORAGE(), 'moe_list')),
+      moeTiles: this.track(createBuffer(dev, maxMoeTiles(T, c.expertsPerToken, c.numExperts, MOE_TILE) * 16, STORAGE(), 'moe_tiles')),
+      moeArgs: this.track(createBuffer(dev, model.kernels.moe.route.argsBytes, STORAGE() | GPUBufferUsage.INDIRECT, 'moe_dispatch_args')),
+      moeOut: f32(T * c.expertsPerToken * c.hiddenSize, 'moe_slot_out'),
       xLast: f32(c.hiddenSize, 'x_last'),
       logits: f32(this.logitRows * c.vocabSize, 'logits'),
       // Sized for one candidate per row (the CPU-adapter variant), as the memory plan counts it.
@@ -390,8 +397,27 @@ export class GpuSession {
       batch(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h)),
       batch(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.step })),
       batch(kn.topk, kn.topk.bind(dev, B.step, B.routerLogits, B.ids, B.expertWeights)),
-      batch(kn.gateUp, kn.gateUp.bind(dev, B.step, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act)),
-      batch(kn.down, kn.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x)),
+      ...this.bindGroupedMoe(l),
+    ];
+  }
+
+  /** The grouped MoE of one layer: route, gate_up and down over tiles (indirect), combine into x. */
+  private bindGroupedMoe(l: number): BoundOp[] {
+    const m = this.model;
+    const dev = m.gpu.device;
+    const { route, gateUp, down, combine } = m.kernels.moe;
+    const B = this.b;
+    const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
+    const tables = { list: B.moeList, tiles: B.moeTiles };
+    const routeBg = route.bind(dev, { step: B.step, ids: B.ids, offsets: B.moeOffsets, ...tables, args: B.moeArgs });
+    const gateUpBg = gateUp.bind(dev, { x: B.h, ...tables, blocks: w('gate_up_blocks'), scales: w('gate_up_scales'), bias: w('gate_up_bias'), out: B.act });
+    const downBg = down.bind(dev, { x: B.act, ...tables, blocks: w('down_blocks'), scales: w('down_scales'), bias: w('down_bias'), out: B.moeOut });
+    const combineBg = combine.bind(dev, { step: B.step, y: B.moeOut, weights: B.expertWeights, x: B.x });
+    return [
+      op(route.key, routeBg, (p, bg) => route.encode(p, bg)),
+      op(gateUp.key, gateUpBg, (p, bg) => gateUp.encode(p, bg, B.moeArgs, 0)),
+      op(down.key, downBg, (p, bg) => down.encode(p, bg, B.moeArgs, 16)),
+      op(combine.key, combineBg, (p, bg, n) => combine.encode(p, bg, n)),
     ];
   }
 

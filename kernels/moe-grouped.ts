@@ -27,6 +27,8 @@ import { BF16_FNS, STEP_STRUCT } from './common.ts';
 import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 64;
+/** Slots per tile the engine uses (the memory plan sizes the tile table with it). */
+export const MOE_TILE = 16;
 /** Blocks of inputs per workgroup-memory round of the tiled variant. */
 const CB = 8;
 
