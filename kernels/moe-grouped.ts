@@ -14,14 +14,17 @@
  *   1 list: array<u32> and 2 tiles: array<vec4<u32>> (moe-route.ts); 3 blocks: array<vec4<u32>>
  *   (u8 [E, rows, in/32, 16]); 4 scales: array<u32> (u8 [E, rows, in/32]); 5 bias: array<u32>
  *   (bf16 [E, rows]); 6 out: array<f32> (gate_up: act [T k, I]; down: y [T k, H]).
- * Grid (indirect, args from the route kernel): x = tile, y = groups of WG output units (a unit
- * is a gate/linear row pair for gate_up, one row for down). Each thread owns one unit and keeps
- * one accumulator per slot of the tile; the weights come from the MXFP4 layout of moe.ts.
+ * Grid (indirect, args from the route kernel): x = tile, y = groups of WG threads. A unit is a
+ * pair of weight rows (gate/linear for gate_up, outputs 2u and 2u + 1 for down); each thread owns
+ * 1 (tiled) or SIMPLE_UNITS (simple) units and one accumulator per row per slot of the tile.
+ * Each block's E8M0 scale is folded into its decoded weights as 2^(s-127-16) (exact for s > 16;
+ * the 2^-16 keeps 6 * 2^127 finite) and the sums are multiplied by 2^16 once at the end.
  * Variants from one source:
  *   tiled:  the tile's inputs are staged in workgroup memory, CB blocks (32 CB inputs) per round,
  *           zero-padded to TM slots so the slot loop has a constant trip count (registers).
  *   simple: (CPU adapters, where barriers are dear) no workgroup memory and no barriers: each
- *           thread reads the inputs itself and loops over the tile's real slot count only.
+ *           thread reads the inputs itself, SIMPLE_CHUNK slots per pass over the weights.
+ * Assumes hidden and intermediate are multiples of 32, k >= 1, tile <= 64.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
 import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
@@ -31,6 +34,10 @@ const WG = 64;
 export const MOE_TILE = 16;
 /** Blocks of inputs per workgroup-memory round of the tiled variant. */
 const CB = 8;
+/** Slots per unrolled chunk of the simple variant (a tile of more slots takes several passes). */
+const SIMPLE_CHUNK = 8;
+/** Units (row pairs) per thread of the simple variant: each input load feeds 2 SIMPLE_UNITS rows. */
+const SIMPLE_UNITS = 2;
 
 export type MoeGroupedVariant = 'tiled' | 'simple';
 
@@ -62,27 +69,42 @@ function checkShape(p: MoeGroupedParams): void {
 }
 
 /**
- * The shared kernel body. `rows` output rows per unit (2 for gate_up), `IN` inputs, `OUT` units;
- * `xRow(slot)` is the input row of a slot; `finish` writes unit u of slot `slot` from acc{r}[m].
+ * The shared kernel body: each thread owns UN units (rows 2 UN u .. 2 UN u + 2 UN - 1 of the
+ * tile's expert: gate / linear pairs for gate_up, output pairs for down) and U slots at a time,
+ * in unrolled scalar accumulators a{row}_{slot} (dynamically indexed arrays end up in slow
+ * memory on CPU adapters). `xRow` gives the input row of SLOT; `finish` writes one unit of
+ * `slot` (UNIT) from A0, A1 (its two rows' sums) with its weight rows at W0, W1.
  */
-function groupedSource(p: MoeGroupedParams, o: { IN: number; OUT: number; rows: number; xRow: string; consts: string; finish: string }): string {
+function groupedSource(p: MoeGroupedParams, o: { IN: number; OUT: number; xRow: string; consts: string; finish: string }): string {
   const G = o.IN / 32;
   const tiled = p.variant === 'tiled';
-  const R = Array.from({ length: o.rows }, (_, r) => r);
-  // x vec4 index of input block g for slot m: workgroup memory (tiled) or the input buffer.
-  const X = tiled ? (i: number) => `xs[xb + ${i}u]` : (i: number) => `x[xb + ${i}u]`;
-  const decode = R.map((r) => `      let q${r} = blocks[wrow${r} + g];
-      let sf${r} = bitcast<f32>(scale_byte(wrow${r} + g) << 23u);
-${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `      let w${r}_${i} = nib4(q${r}.${'xyzw'[i >> 1]}${i & 1 ? ' >> 16u' : ''});`).join('\n')}`).join('\n');
-  const fma = R.map((r) => `        acc${r}[m] += sf${r} * (${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `dot(w${r}_${i}, ${X(i)})`).join(' + ')});`).join('\n');
-  const blockLoop = (gFrom: string, gTo: string, xb: string) => /* wgsl */ `
-    for (var g = ${gFrom}; g < ${gTo}; g++) {
-${decode}
-      for (var m = 0u; m < ${tiled ? 'TM' : 'n'}; m++) {
-        let xb = ${xb};
-${fma}
-      }
-    }`;
+  const U = tiled ? p.tile : Math.min(p.tile, SIMPLE_CHUNK);
+  const UN = tiled ? 1 : SIMPLE_UNITS;
+  const ms = Array.from({ length: U }, (_, m) => m);
+  const rs = Array.from({ length: 2 * UN }, (_, r) => r);
+  const rowOf = (m: string) => o.xRow.replace('SLOT', `list[first + ${m}]`);
+  // input vec4 i of block g for chunk slot m: workgroup memory (tiled) or the input buffer
+  const xAt = (m: number, i: string) => (tiled ? `xs[${m * CB * 8}u + gl * 8u + ${i}]` : `x[r${m} + g * 8u + ${i}]`);
+  // One block: decode each row's 8 vec4s of weights and use each for every slot of the chunk.
+  // The simple variant unrolls the 8 (CPU compilers keep it in registers); the tiled one loops,
+  // which keeps its TM-slot body small.
+  const piece = (word: string, i: string) => `
+${rs.map((r) => `        let w${r} = nib4(${word.replaceAll('Q', `q${r}`)}) * s${r};`).join('\n')}
+${ms.map((m) => `        { let v = ${xAt(m, i)};${rs.map((r) => ` a${r}_${m} += dot(w${r}, v);`).join('')} }`).join('\n')}`;
+  const body = `
+${rs.map((r) => `      let q${r} = blocks[wrow${r} + g];\n      let s${r} = scale_f(wrow${r} + g);`).join('\n')}
+${tiled
+    ? `      for (var i = 0u; i < 8u; i++) {${piece('(Q[i >> 1u] >> ((i & 1u) * 16u))', 'i')}
+      }`
+    : [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `      {${piece(`Q.${'xyzw'[i >> 1]}${i & 1 ? ' >> 16u' : ''}`, `${i}u`)}
+      }`).join('\n')}`;
+  const accs = ms.map((m) => rs.map((r) => `  var a${r}_${m} = 0.0;`).join('\n')).join('\n');
+  const finish = (m: number, mIdx: string) => `      if (${mIdx} < n) {
+        let slot = list[first + ${mIdx}];
+${Array.from({ length: UN }, (_, j) => o.finish
+    .replaceAll('A0', `a${2 * j}_${m} * UNSCALE`).replaceAll('A1', `a${2 * j + 1}_${m} * UNSCALE`)
+    .replaceAll('UNIT', `(u * ${UN}u + ${j}u)`).replaceAll('W0', `wrow${2 * j}`).replaceAll('W1', `wrow${2 * j + 1}`)).join('\n')}
+      }`;
   return /* wgsl */ `
 ${BF16_FNS}
 const IN: u32 = ${o.IN}u;
@@ -90,6 +112,7 @@ const OUT: u32 = ${o.OUT}u;
 const G: u32 = ${G}u;
 const K: u32 = ${p.k}u;
 const TM: u32 = ${p.tile}u;
+const UNSCALE: f32 = 65536.0;
 ${o.consts}
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> list: array<u32>;
@@ -100,19 +123,21 @@ ${o.consts}
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 ${tiled ? `const CB: u32 = ${CB}u;\nvar<workgroup> xs: array<vec4<f32>, ${p.tile * CB * 8}>;` : ''}
 
-// e2m1 nibbles -> f32 without a table (as moe.ts): sign, exponent e, mantissa m.
+// e2m1 nibbles -> f32 bits without a table: magnitude code c = n & 7 is (1 + m/2) 2^(e-1) for
+// c >= 2, which is c << 22 plus the exponent bias 126 << 23; c = 0, 1 are 0 and 0.5.
 fn nib4(w: u32) -> vec4<f32> {
-  let n = (vec4<u32>(w) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u);
-  let e = (n >> vec4<u32>(1u)) & vec4<u32>(3u);
-  let m = n & vec4<u32>(1u);
-  let s = (n & vec4<u32>(8u)) << vec4<u32>(28u);
-  let normal = s | ((e + vec4<u32>(126u)) << vec4<u32>(23u)) | (m << vec4<u32>(22u));
-  let sub = s | (m * vec4<u32>(0x3f000000u));
-  return bitcast<vec4<f32>>(select(normal, sub, e == vec4<u32>(0u)));
+  let n = vec4<u32>(w) >> vec4<u32>(0u, 4u, 8u, 12u);
+  let c = n & vec4<u32>(7u);
+  let mag = select((c << vec4<u32>(22u)) + vec4<u32>(0x3f000000u), c * vec4<u32>(0x3f000000u), c < vec4<u32>(2u));
+  return bitcast<vec4<f32>>(mag | ((n & vec4<u32>(8u)) << vec4<u32>(28u)));
 }
-// The E8M0 scale 2^(s-127) is exact as f32 bits s << 23 for s >= 1 (s == 0 reads as 0, not
-// 2^-127: a block that small contributes below f32 resolution of any real sum).
-fn scale_byte(idx: u32) -> u32 { return (scales[idx >> 2u] >> ((idx & 3u) * 8u)) & 255u; }
+// The E8M0 scale folded into the decoded weights, times 2^-16 so that no weight overflows
+// (6 * 2^(254-127) would): 2^(s-143), exact for s > 16, and UNSCALE = 2^16 undoes it once per
+// output. Blocks with s <= 16 (below 2^-110) read as zero.
+fn scale_f(idx: u32) -> f32 {
+  let s = (scales[idx >> 2u] >> ((idx & 3u) * 8u)) & 255u;
+  return bitcast<f32>((max(s, 16u) - 16u) << 23u);
+}
 fn bias_at(idx: u32) -> f32 { return bf16_at(bias[idx >> 1u], (idx & 1u) == 1u); }
 
 @compute @workgroup_size(${WG})
@@ -122,51 +147,61 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let first = tile.y;
   let n = tile.z;
   let u = wg.y * ${WG}u + lid;
-  let live = u < OUT;
-${R.map((r) => `  var acc${r}: array<f32, ${p.tile}>;\n  let wrow${r} = (e * ${o.rows}u * OUT + ${o.rows}u * min(u, OUT - 1u) + ${r}u) * G;`).join('\n')}
-${tiled ? /* wgsl */ `
+  let live = u * ${UN}u < OUT;
+  let wrow0 = (e * 2u * OUT + 2u * ${UN}u * min(u, OUT / ${UN}u - 1u)) * G;
+${rs.slice(1).map((r) => `  let wrow${r} = wrow0 + ${r}u * G;`).join('\n')}
+${tiled ? /* wgsl */ `${accs}
   for (var g0 = 0u; g0 < G; g0 += CB) {
     workgroupBarrier();
     for (var i = lid; i < TM * CB * 8u; i += ${WG}u) {
       let m = i / (CB * 8u);
       let q = g0 * 8u + i % (CB * 8u);
       var v = vec4<f32>(0.0);
-      if (m < n && q < G * 8u) { v = x[${o.xRow.replace('SLOT', 'list[first + m]')} * (IN / 4u) + q]; }
+      if (m < n && q < G * 8u) { v = x[${rowOf('m')} * (IN / 4u) + q]; }
       xs[i] = v;
     }
     workgroupBarrier();
-    if (live) {${blockLoop('g0', 'min(g0 + CB, G)', 'm * CB * 8u + (g - g0) * 8u')}
-    }
-  }` : /* wgsl */ `
-  var xrow: array<u32, ${p.tile}>;
-  for (var m = 0u; m < n; m++) { xrow[m] = ${o.xRow.replace('SLOT', 'list[first + m]')} * (IN / 4u); }
-  if (live) {${blockLoop('0u', 'G', 'xrow[m] + g * 8u')}
-  }`}
-  if (live) {
-    for (var m = 0u; m < n; m++) {
-      let slot = list[first + m];
-${o.finish}
+    if (live) {
+      for (var g = g0; g < min(g0 + CB, G); g++) {
+        let gl = g - g0;${body.replace(/^ {6}/gm, '        ')}
+      }
     }
   }
+  if (live) {
+${ms.map((m) => finish(m, `${m}u`)).join('\n')}
+  }` : /* wgsl */ `
+  for (var m0 = 0u; m0 < n; m0 += ${U}u) {
+    // slots past n repeat the last one (computed, not written)
+${ms.map((m) => `    let r${m} = ${rowOf(`min(m0 + ${m}u, n - 1u)`)} * (IN / 4u);`).join('\n')}
+${accs.replace(/^ {2}/gm, '    ')}
+    if (live) {
+      for (var g = 0u; g < G; g++) {${body.replace(/^ {6}/gm, '        ')}
+      }
+${ms.map((m) => finish(m, `m0 + ${m}u`)).join('\n')}
+    }
+  }`}
 }`;
 }
 
 /** f32_mf4w_moe_grouped_gateup_swiglu (see the file comment). */
 export function moeGroupedGateUpSource(p: MoeGroupedGateUpParams): string {
   return groupedSource(p, {
-    IN: p.hidden, OUT: p.intermediate, rows: 2, xRow: '(SLOT / K)',
+    IN: p.hidden, OUT: p.intermediate, xRow: '(SLOT / K)',
     consts: `const LIMIT: f32 = ${f32Literal(p.limit)};\nconst ALPHA: f32 = ${f32Literal(p.alpha)};`,
-    finish: /* wgsl */ `      let glu = min(acc0[m] + bias_at(wrow0 / G), LIMIT);
-      let lin = clamp(acc1[m] + bias_at(wrow1 / G), -LIMIT, LIMIT);
-      out[slot * OUT + u] = glu / (1.0 + exp(-ALPHA * glu)) * (lin + 1.0);`,
+    finish: /* wgsl */ `        {
+          let glu = min(A0 + bias_at(W0 / G), LIMIT);
+          let lin = clamp(A1 + bias_at(W1 / G), -LIMIT, LIMIT);
+          out[slot * OUT + UNIT] = glu / (1.0 + exp(-ALPHA * glu)) * (lin + 1.0);
+        }`,
   });
 }
 
 /** f32_mf4w_moe_grouped_down (see the file comment). */
 export function moeGroupedDownSource(p: MoeGroupedParams): string {
   return groupedSource(p, {
-    IN: p.intermediate, OUT: p.hidden, rows: 1, xRow: '(SLOT)', consts: '',
-    finish: `      out[slot * OUT + u] = acc0[m] + bias_at(wrow0 / G);`,
+    IN: p.intermediate, OUT: p.hidden / 2, xRow: '(SLOT)', consts: '',
+    finish: /* wgsl */ `        out[slot * OUT * 2u + 2u * UNIT] = A0 + bias_at(W0 / G);
+        out[slot * OUT * 2u + 2u * UNIT + 1u] = A1 + bias_at(W1 / G);`,
   });
 }
 
@@ -179,7 +214,7 @@ class GroupedKernel {
   constructor(cache: PipelineCache, family: string, readonly p: MoeGroupedParams, units: number, extra: Record<string, number>, source: () => string) {
     checkShape(p);
     this.key = kernelKey(family, { h: p.hidden, i: p.intermediate, k: p.k, tile: p.tile, ...extra, simple: p.variant === 'simple' });
-    this.groupsY = Math.ceil(units / WG);
+    this.groupsY = Math.ceil(units / (p.variant === 'simple' ? SIMPLE_UNITS : 1) / WG);
     this.pipeline = cache.get(this.key, source);
   }
 
@@ -204,7 +239,7 @@ export class MoeGroupedGateUpKernel extends GroupedKernel {
 
 export class MoeGroupedDownKernel extends GroupedKernel {
   constructor(cache: PipelineCache, p: MoeGroupedParams) {
-    super(cache, 'f32_mf4w_moe_grouped_down', p, p.hidden, {}, () => moeGroupedDownSource(p));
+    super(cache, 'f32_mf4w_moe_grouped_down', p, p.hidden / 2, {}, () => moeGroupedDownSource(p));
   }
 }
 

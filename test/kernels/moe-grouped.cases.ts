@@ -82,14 +82,21 @@ async function routeCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
   }
 }
 
-interface GroupedCase { H: number; I: number; E: number; k: number; T: number; tile: number; scales: ScaleKind; hScale: number; same?: boolean; atol: number; note?: string }
+interface GroupedCase {
+  H: number; I: number; E: number; k: number; T: number; tile: number; scales: ScaleKind; hScale: number; atol: number;
+  same?: boolean; note?: string;
+  /** Default both. SwiftShader compiles the tiled variant slowly: it runs where a shape adds something. */
+  variants?: MoeGroupedVariant[];
+}
 const GROUPED: GroupedCase[] = [
   { H: 64, I: 64, E: 4, k: 2, T: 5, tile: 4, scales: { kind: 'normal', center: 125 }, hScale: 1, atol: 1e-5 },
-  // down's 96 rows leave a partial workgroup; 27 slots of 8 experts in tiles of 16
+  // the engine's tile; 3 (gate_up) and 2 (down) blocks per row: a partial round of the tiled
+  // variant's 8-block staging; down's 48 row pairs leave a partial workgroup
   { H: 96, I: 64, E: 8, k: 3, T: 9, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1.5, atol: 1e-5 },
-  { H: 64, I: 64, E: 4, k: 2, T: 21, tile: 4, scales: { kind: 'normal', center: 125 }, hScale: 1, same: true, atol: 1e-5, note: 'all tokens on 2 experts' },
+  // 21 slots per expert: tiles of 16 and 5, the simple variant's 8-slot chunks twice and partly
+  { H: 96, I: 64, E: 8, k: 3, T: 21, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1, same: true, atol: 1e-5, note: 'all tokens on experts 0..2' },
   { H: 64, I: 64, E: 3, k: 2, T: 3, tile: 4, scales: { kind: 'wide', center: 147 }, hScale: 2 ** -20, atol: 1e-5, note: 'wide scales' },
-  { H: 2880, I: 2880, E: 2, k: 2, T: 3, tile: 16, scales: { kind: 'normal', center: 121 }, hScale: 1, atol: 1e-4, note: 'gpt-oss shape' },
+  { H: 2880, I: 2880, E: 2, k: 2, T: 3, tile: 16, scales: { kind: 'normal', center: 121 }, hScale: 1, atol: 1e-4, note: 'gpt-oss shape', variants: ['simple'] },
 ];
 
 async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
@@ -106,7 +113,7 @@ async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseRe
     const dIn = rng.f32(T * k * I, 3 * c.hScale);
     const wantY = new Float32Array(T * k * H);
     for (let s = 0; s < T * k; s++) wantY.set(slotDown(dn.m, ids[s]!, dIn.subarray(s * I, (s + 1) * I)), s * H);
-    for (const variant of VARIANTS) {
+    for (const variant of c.variants ?? VARIANTS) {
       const p = { hidden: H, intermediate: I, k, tile, variant };
       const g = new MoeGroupedGateUpKernel(cache, { ...p, limit: LIMIT, alpha: ALPHA });
       const d = new MoeGroupedDownKernel(cache, p);
@@ -133,10 +140,10 @@ async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseRe
 }
 
 /** Router logits -> top-k -> route -> gate_up -> down -> combine into the residual, one pass. */
-interface BlockCase { H: number; I: number; E: number; k: number; T: number; tile: number }
+interface BlockCase { H: number; I: number; E: number; k: number; T: number; tile: number; variants?: MoeGroupedVariant[] }
 const BLOCK: BlockCase[] = [
   { H: 64, I: 64, E: 8, k: 2, T: 7, tile: 4 },
-  { H: 64, I: 32, E: 128, k: 4, T: 37, tile: 16 },
+  { H: 64, I: 32, E: 128, k: 4, T: 37, tile: 16, variants: ['simple'] },
 ];
 
 async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
@@ -163,7 +170,7 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
       y.set(slotDown(dn.m, ids[s]!, slotGateUp(gu.m, ids[s]!, h.subarray(t * H, (t + 1) * H), LIMIT, ALPHA)), s * H);
     }
     const want = combineSlots(x, y, wts, T, k, H);
-    for (const variant of VARIANTS) {
+    for (const variant of c.variants ?? VARIANTS) {
       const p = { hidden: H, intermediate: I, k, tile, variant };
       const topk = new TopkSoftmaxKernel(cache, { experts: E, k });
       const g = new MoeGroupedGateUpKernel(cache, { ...p, limit: LIMIT, alpha: ALPHA });
