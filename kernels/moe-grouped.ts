@@ -121,7 +121,7 @@ ${o.consts}
 @group(0) @binding(4) var<storage, read> scales: array<u32>;
 @group(0) @binding(5) var<storage, read> bias: array<u32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
-${tiled ? `const CB: u32 = ${CB}u;\nvar<workgroup> xs: array<vec4<f32>, ${p.tile * CB * 8}>;` : ''}
+${tiled ? `const CB: u32 = ${CB}u;\nvar<workgroup> xs: array<vec4<f32>, ${p.tile * CB * 8}>;\nvar<workgroup> xr: array<u32, ${p.tile}>;` : ''}
 
 // e2m1 nibbles -> f32 bits without a table: magnitude code c = n & 7 is (1 + m/2) 2^(e-1) for
 // c >= 2, which is c << 22 plus the exponent bias 126 << 23; c = 0, 1 are 0 and 0.5.
@@ -151,13 +151,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let wrow0 = (e * 2u * OUT + 2u * ${UN}u * min(u, OUT / ${UN}u - 1u)) * G;
 ${rs.slice(1).map((r) => `  let wrow${r} = wrow0 + ${r}u * G;`).join('\n')}
 ${tiled ? /* wgsl */ `${accs}
+  // input row (vec4 index) of each slot, read by the staging loop after its first barrier
+  if (lid < n) { xr[lid] = ${rowOf('lid')} * (IN / 4u); }
   for (var g0 = 0u; g0 < G; g0 += CB) {
     workgroupBarrier();
     for (var i = lid; i < TM * CB * 8u; i += ${WG}u) {
       let m = i / (CB * 8u);
       let q = g0 * 8u + i % (CB * 8u);
       var v = vec4<f32>(0.0);
-      if (m < n && q < G * 8u) { v = x[${rowOf('m')} * (IN / 4u) + q]; }
+      if (m < n && q < G * 8u) { v = x[xr[m] + q]; }
       xs[i] = v;
     }
     workgroupBarrier();
