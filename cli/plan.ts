@@ -4,7 +4,7 @@ import { Checkpoint } from '../loader/checkpoint.ts';
 import { describeConfig, type GptOssConfig } from '../loader/config.ts';
 import { resolveModelSource } from '../loader/resolve.ts';
 import { synthConfig, synthShape, isSynthPreset } from '../loader/synth.ts';
-import { describePlan, planMemory, type KvFormat } from '../engine/memory-plan.ts';
+import { DEFAULT_MAX_BATCH, describePlan, planMemoryAuto, type KvFormat } from '../engine/memory-plan.ts';
 import { intFlag, parseBytes, parseIdList, UsageError, weightsFlag } from './args.ts';
 
 export const command = {
@@ -14,6 +14,7 @@ export const command = {
     '                   [--kv q8|f32] [--weights bf16|q8] [--batch N] [--binding-limit 1GiB] [--memory 16GB]',
     '                   [--sessions N] [--kv-reuse]',
     '',
+    `  --batch          prefill batch (default: the largest of ${DEFAULT_MAX_BATCH}, ${DEFAULT_MAX_BATCH / 2}, ... that fits, as the engine picks)`,
     '  --sessions N     conversations kept at once (gptoss serve --conversations), each with its KV cache and scratch',
     '  --kv-reuse       sliding layers keep the whole context, as the chat engine does to reuse a conversation\'s cache',
     '  --binding-limit  the adapter\'s maxStorageBufferBindingSize, at least 128MiB (tensors above it are split or refused)',
@@ -25,7 +26,7 @@ export const command = {
       options: {
         model: { type: 'string' }, preset: { type: 'string' },
         context: { type: 'string', default: '4096,32768,131072' },
-        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, batch: { type: 'string', default: '128' }, sessions: { type: 'string', default: '1' }, 'kv-reuse': { type: 'boolean' },
+        kv: { type: 'string', default: 'q8' }, weights: { type: 'string' }, batch: { type: 'string' }, sessions: { type: 'string', default: '1' }, 'kv-reuse': { type: 'boolean' },
         'binding-limit': { type: 'string', default: '1GiB' }, memory: { type: 'string' },
       },
     });
@@ -51,14 +52,14 @@ export const command = {
     const memoryLimit = values.memory === undefined ? undefined : parseBytes(values.memory, 'memory');
     const contexts = parseIdList(values.context, 'context');
     if (contexts.includes(0)) throw new UsageError(`--context lengths must be at least 1, got ${JSON.stringify(values.context)}`);
-    const maxBatch = intFlag(values.batch, 'batch', 1)!;
+    const maxBatch = intFlag(values.batch, 'batch', 1);
     console.log(`${what}: ${describeConfig(config)}`);
     console.log(`adapter limits assumed: maxStorageBufferBindingSize ${binding}${memoryLimit ? `, memory ${memoryLimit}` : ''}`);
     for (const contextLimit of contexts) {
-      const plan = planMemory(
+      const plan = planMemoryAuto(
         config,
         { maxBufferSize: binding, maxStorageBufferBindingSize: binding, memoryLimit },
-        { contextLimit, maxBatch, kvFormat: values.kv as KvFormat, logitRows: 1, weights: weightsFlag(values.weights),
+        { contextLimit, maxBatch, kvFormat: values.kv as KvFormat, allLogits: false, weights: weightsFlag(values.weights),
           sessions: intFlag(values.sessions, 'sessions', 1)!, kvReuse: values['kv-reuse'] === true },
       );
       console.log(describePlan(plan));

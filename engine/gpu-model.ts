@@ -6,7 +6,7 @@
 import type { Checkpoint } from '../loader/checkpoint.ts';
 import type { GptOssConfig } from '../loader/config.ts';
 import type { GpuContext } from './gpu/device.ts';
-import { planMemory, type KvFormat, type MemoryPlan } from './memory-plan.ts';
+import { planMemoryAuto, type KvFormat, type MemoryPlan } from './memory-plan.ts';
 import { key, uploadWeights, type ProgressCallback, type UploadedTensor } from './upload.ts';
 import { PipelineCache } from '../kernels/pipeline-cache.ts';
 import { Bf16MatmulKernel } from '../kernels/matmul-bf16.ts';
@@ -17,6 +17,8 @@ import { KvStoreKernel } from '../kernels/kv-cache.ts';
 import { AttentionKernel } from '../kernels/attention.ts';
 import { TopkSoftmaxKernel } from '../kernels/router.ts';
 import { MoeDownKernel, MoeGateUpKernel } from '../kernels/moe.ts';
+import { MoeRouteKernel } from '../kernels/moe-route.ts';
+import { MOE_TILE, MoeCombineKernel, MoeGroupedDownKernel, MoeGroupedGateUpKernel, moeGroupedStageBytes } from '../kernels/moe-grouped.ts';
 import { SampleCandidatesKernel, SampleKernel } from '../kernels/sample.ts';
 import { MatvecKernel, matvecStageBytes } from '../kernels/matvec.ts';
 import { DecodeAttentionKernel } from '../kernels/attention-decode.ts';
@@ -26,7 +28,7 @@ import type { GpuParam, WeightFormat } from './memory-plan.ts';
 export interface ModelOptions {
   /** Longest sequence of the sessions this model will serve (default min(4096, max positions)). */
   contextLimit?: number;
-  /** Prefill batch size (default 128). */
+  /** Prefill batch size (default: the largest of 512, 256, 128, ... that the memory plan allows). */
   maxBatch?: number;
   /** KV cache format (default 'q8'). */
   kvFormat?: KvFormat;
@@ -74,7 +76,13 @@ export interface ModelKernels {
   attnFull: AttentionKernel;
   router: Bf16MatmulKernel;
   topk: TopkSoftmaxKernel;
-  gateUp: MoeGateUpKernel;
+  /**
+   * The grouped MoE of a batch: the slots sorted by expert into tiles (route), each tile's expert
+   * rows applied to all its slots (gateUp, down; dispatched indirectly with the route kernel's
+   * args at offsets 0 and 16), then the k slot outputs summed into x in a fixed order (combine).
+   */
+  moe: { route: MoeRouteKernel; gateUp: MoeGroupedGateUpKernel; down: MoeGroupedDownKernel; combine: MoeCombineKernel };
+  /** The experts' down projection and weighted sum into x, one (token, expert) slot at a time (decode). */
   down: MoeDownKernel;
   embed: EmbedKernel[];
   /** lm_head, one kernel per row chunk of the vocabulary (every position's logits). */
@@ -113,14 +121,14 @@ export class GpuModel {
     }
     if (kvFormat !== 'q8' && kvFormat !== 'f32') throw new RangeError(`kvFormat must be 'q8' or 'f32', got ${JSON.stringify(kvFormat)}`);
     if (kvFormat === 'q8' && c.headDim % 4 !== 0) throw new RangeError(`the q8 KV cache needs head_dim to be a multiple of 4, got ${c.headDim}: use kvFormat 'f32'`);
-    const plan = planMemory(
+    const plan = planMemoryAuto(
       c,
       { maxBufferSize: gpu.device.limits.maxBufferSize, maxStorageBufferBindingSize: gpu.device.limits.maxStorageBufferBindingSize, memoryLimit: options.memoryLimit },
       {
         contextLimit: options.contextLimit ?? Math.min(4096, c.maxPositions),
-        maxBatch: options.maxBatch ?? 128,
+        maxBatch: options.maxBatch,
         kvFormat,
-        logitRows: options.allLogits ? options.maxBatch ?? 128 : 1,
+        allLogits: options.allLogits ?? false,
         weights: options.weights ?? 'bf16',
         kvReuse: options.kvReuse ?? false,
         sessions: options.sessions ?? 1,
@@ -210,7 +218,7 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     attnFull: prefillAttn(0),
     router: new Bf16MatmulKernel(cache, { inDim: H, outDim: c.numExperts, bias: true, accumulate: false, variant }),
     topk: new TopkSoftmaxKernel(cache, { experts: c.numExperts, k: c.expertsPerToken }),
-    gateUp: new MoeGateUpKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha }),
+    moe: groupedMoe(cache, c, variant === 'tiled' && moeGroupedStageBytes(MOE_TILE) <= wgMemory ? 'tiled' : 'simple'),
     down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken }),
     embed: chunks('embed').map((ch) => new EmbedKernel(cache, { hidden: H, rows: ch.rows, rowStart: ch.rowStart })),
     lmHead: chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant })),
@@ -227,5 +235,17 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
       lmHead,
       sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount),
     },
+  };
+}
+
+function groupedMoe(cache: PipelineCache, c: GptOssConfig, variant: 'tiled' | 'simple'): ModelKernels['moe'] {
+  const p = { hidden: c.hiddenSize, intermediate: c.intermediateSize, k: c.expertsPerToken, tile: MOE_TILE, variant };
+  const gateUp = new MoeGroupedGateUpKernel(cache, { ...p, limit: c.swigluLimit, alpha: c.swigluAlpha });
+  const down = new MoeGroupedDownKernel(cache, p);
+  return {
+    route: new MoeRouteKernel(cache, { experts: c.numExperts, k: c.expertsPerToken, tile: MOE_TILE, ys: [gateUp.groupsY, down.groupsY] }),
+    gateUp,
+    down,
+    combine: new MoeCombineKernel(cache, { hidden: c.hiddenSize, k: c.expertsPerToken }),
   };
 }

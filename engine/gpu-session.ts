@@ -22,6 +22,8 @@ import { createKvCache, kvCapacity, type KvCache } from '../kernels/kv-cache.ts'
 import { ropeTableData } from './reference/rope.ts';
 import { drawsFromCandidates, SAMPLE_PARAMS_BYTES, writeSampleParams } from '../kernels/sample.ts';
 import { decodePartBytes } from '../kernels/attention-decode.ts';
+import { maxMoeTiles } from '../kernels/moe-route.ts';
+import { MOE_TILE } from '../kernels/moe-grouped.ts';
 
 export class ContextLimitError extends RangeError {
   override name = 'ContextLimitError';
@@ -51,7 +53,7 @@ const MAX_IN_FLIGHT = 2;
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 export type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
-  'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
+  'moeOffsets' | 'moeList' | 'moeTiles' | 'moeArgs' | 'moeOut' | 'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
 
 export class GpuSession {
   readonly contextLimit: number;
@@ -108,6 +110,11 @@ export class GpuSession {
       ids: f32(T * c.expertsPerToken, 'expert_ids'),
       expertWeights: f32(T * c.expertsPerToken, 'expert_weights'),
       act: f32(T * c.expertsPerToken * c.intermediateSize, 'moe_act'),
+      moeOffsets: this.track(createBuffer(dev, (c.numExperts + 1) * 4, STORAGE(), 'moe_offsets')),
+      moeList: this.track(createBuffer(dev, T * c.expertsPerToken * 4, STORAGE(), 'moe_list')),
+      moeTiles: this.track(createBuffer(dev, maxMoeTiles(T, c.expertsPerToken, c.numExperts, MOE_TILE) * 16, STORAGE(), 'moe_tiles')),
+      moeArgs: this.track(createBuffer(dev, model.kernels.moe.route.argsBytes, STORAGE() | GPUBufferUsage.INDIRECT, 'moe_dispatch_args')),
+      moeOut: f32(T * c.expertsPerToken * c.hiddenSize, 'moe_slot_out'),
       xLast: f32(c.hiddenSize, 'x_last'),
       logits: f32(this.logitRows * c.vocabSize, 'logits'),
       // Sized for one candidate per row (the CPU-adapter variant), as the memory plan counts it.
@@ -169,7 +176,7 @@ export class GpuSession {
   async append(tokens: number[], want: 'none' | 'last' | 'all' = 'none'): Promise<Float32Array | undefined> {
     this.checkIdle();
     const c = this.model.config;
-    if (want === 'all' && this.logitRows === 1) throw new Error('logits of every position need a session created with allLogits');
+    if (want === 'all' && this.lmHeadAll.length === 0) throw new Error('logits of every position need a session created with allLogits');
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${c.vocabSize})`);
     }

@@ -10,6 +10,8 @@ import { allParams, paramSpec, tensorName, type ParamName } from '../loader/weig
 import { kvCacheBytes, kvCapacity, type KvFormat } from '../kernels/kv-cache.ts';
 import { planRowChunks } from '../kernels/matmul-bf16.ts';
 import { decodePartBytes } from '../kernels/attention-decode.ts';
+import { maxMoeTiles } from '../kernels/moe-route.ts';
+import { MOE_TILE } from '../kernels/moe-grouped.ts';
 import { q8Bytes } from './quant-q8.ts';
 
 export type { KvFormat };
@@ -107,6 +109,13 @@ export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, nu
     expertIds: T * c.expertsPerToken * 4,
     expertWeights: T * c.expertsPerToken * 4,
     act: T * c.expertsPerToken * c.intermediateSize * 4,
+    // The grouped MoE (kernels/moe-route.ts, moe-grouped.ts): routing tables, the indirect
+    // dispatch args of gate_up and down, and each slot's down output before the combine.
+    moeOffsets: (c.numExperts + 1) * 4,
+    moeList: T * c.expertsPerToken * 4,
+    moeTiles: maxMoeTiles(T, c.expertsPerToken, c.numExperts, MOE_TILE) * 16,
+    moeArgs: 2 * 16,
+    moeOut: T * c.expertsPerToken * c.hiddenSize * 4,
     xLast: c.hiddenSize * 4,
     logits: o.logitRows * c.vocabSize * 4,
     // One candidate per lm_head row at most (the per-row variant of CPU adapters).
@@ -118,6 +127,32 @@ export function scratchSizes(c: GptOssConfig, o: PlanOptions): Record<string, nu
 }
 
 const SPLIT: ParamName[] = ['embed', 'lm_head'];
+
+/** The largest prefill batch chosen by default. */
+export const DEFAULT_MAX_BATCH = 512;
+
+/**
+ * planMemory with the prefill batch chosen when not given: the largest of DEFAULT_MAX_BATCH
+ * (at most the context limit), half of it, a quarter, ... whose plan fits the adapter (scratch
+ * buffers under the binding limit, the total under memoryLimit). allLogits keeps maxBatch rows
+ * of logits (logitRows) instead of one.
+ */
+export function planMemoryAuto(
+  c: GptOssConfig,
+  limits: AdapterLimits,
+  o: Omit<PlanOptions, 'maxBatch' | 'logitRows'> & { maxBatch?: number; allLogits: boolean },
+): MemoryPlan {
+  const { maxBatch: given, allLogits, ...rest } = o;
+  const plan = (maxBatch: number) => planMemory(c, limits, { ...rest, maxBatch, logitRows: allLogits ? maxBatch : 1 });
+  if (given !== undefined) return plan(given);
+  for (let b = Math.min(DEFAULT_MAX_BATCH, o.contextLimit); ; b = Math.ceil(b / 2)) {
+    try {
+      return plan(b);
+    } catch (e) {
+      if (!(e instanceof ModelTooLargeError) || b === 1) throw e;
+    }
+  }
+}
 
 export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOptions): MemoryPlan {
   if (!Number.isSafeInteger(o.contextLimit) || o.contextLimit < 1 || o.contextLimit > c.maxPositions) {

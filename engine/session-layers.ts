@@ -1,6 +1,6 @@
 /**
  * The per-layer kernels of a session, bound to its buffers once: the prefill layer (batched
- * kernels, 11 dispatches) and the decode layer (the fused one-token kernels, 7 dispatches:
+ * kernels, 13 dispatches: the MoE grouped by expert) and the decode layer (the fused one-token kernels, 7 dispatches:
  * qkv matvec with the RMSNorm folded in, flash-decoding attention split + combine with RoPE and
  * the KV store inside, o matvec into the residual, router + top-k, MoE gate_up with the norm
  * folded in, MoE down into the residual). Each op carries an estimate of the bytes it reads.
@@ -40,10 +40,34 @@ export function bindPrefillLayer(m: GpuModel, B: Buffers, l: number, kv: KvCache
     batched(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h), denseReads([w('mlp_norm')], H)),
     batched(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.step }), denseReads([w('router_w'), w('router_b')], H)),
     batched(kn.topk, kn.topk.bind(dev, B.step, B.routerLogits, B.ids, B.expertWeights), denseReads([], c.numExperts * 4)),
-    batched(kn.gateUp, kn.gateUp.bind(dev, B.step, B.h, B.ids, w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias'), B.act),
-      expertReads([w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias')], c.numExperts, K, H + 4 * K)),
-    batched(kn.down, kn.down.bind(dev, B.step, B.act, B.ids, B.expertWeights, w('down_blocks'), w('down_scales'), w('down_bias'), B.x),
-      expertReads([w('down_blocks'), w('down_scales'), w('down_bias')], c.numExperts, K, K * c.intermediateSize * 4 + 8 * K + H)),
+    ...bindGroupedMoe(m, B, l),
+  ];
+}
+
+/**
+ * The grouped MoE of one prefill layer: route (slots sorted by expert, tile table, indirect
+ * args), gate_up + SwiGLU and down over tiles of slots (dispatched indirectly), and the
+ * fixed-order combine of each token's k outputs into the residual.
+ */
+function bindGroupedMoe(m: GpuModel, B: Buffers, l: number): BoundOp[] {
+  const dev = m.gpu.device;
+  const c = m.config;
+  const { route, gateUp, down, combine } = m.kernels.moe;
+  const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
+  const H = c.hiddenSize * 4, K = c.expertsPerToken, I = c.intermediateSize * 4;
+  const tables = { list: B.moeList, tiles: B.moeTiles };
+  const gateUpW = [w('gate_up_blocks'), w('gate_up_scales'), w('gate_up_bias')];
+  const downW = [w('down_blocks'), w('down_scales'), w('down_bias')];
+  const routeBg = route.bind(dev, { step: B.step, ids: B.ids, offsets: B.moeOffsets, ...tables, args: B.moeArgs });
+  const gateUpBg = gateUp.bind(dev, { x: B.h, ...tables, blocks: gateUpW[0]!, scales: gateUpW[1]!, bias: gateUpW[2]!, out: B.act });
+  const downBg = down.bind(dev, { x: B.act, ...tables, blocks: downW[0]!, scales: downW[1]!, bias: downW[2]!, out: B.moeOut });
+  const combineBg = combine.bind(dev, { step: B.step, y: B.moeOut, weights: B.expertWeights, x: B.x });
+  // Each expert a batch touches is read once per tile of its slots: about once for the batch.
+  return [
+    { name: route.key, reads: denseReads([], 4 * K), run: (p) => route.encode(p, routeBg) },
+    { name: gateUp.key, reads: expertReads(gateUpW, c.numExperts, K, K * (H + 4)), run: (p) => gateUp.encode(p, gateUpBg, B.moeArgs, 0) },
+    { name: down.key, reads: expertReads(downW, c.numExperts, K, K * (I + 4)), run: (p) => down.encode(p, downBg, B.moeArgs, 16) },
+    batched(combine, combineBg, denseReads([], K * (H + 4) + H)),
   ];
 }
 

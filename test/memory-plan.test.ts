@@ -1,6 +1,6 @@
 /** The GPU memory plan: sizes of the real 20b and the errors that stop a load before any upload. */
 import { describe, expect, it } from 'vitest';
-import { planMemory, ModelTooLargeError } from '../engine/memory-plan.ts';
+import { planMemory, planMemoryAuto, ModelTooLargeError } from '../engine/memory-plan.ts';
 import { synthConfig, synthShape } from '../loader/synth.ts';
 
 const GiB = 1024 ** 3;
@@ -53,6 +53,23 @@ describe('memory plan', () => {
       expect((e as ModelTooLargeError).availableBytes).toBe(8e9);
       expect((e as Error).message).toMatch(/needs 14\.\d\d GB .* only 8\.00 GB is available/);
     }
+  });
+
+  it('picks the largest default prefill batch (512, 256, ...) that the plan allows', () => {
+    const auto = (l: typeof limits & { memoryLimit?: number }, contextLimit: number, allLogits = false) =>
+      planMemoryAuto(c20b, l, { contextLimit, kvFormat: 'q8', allLogits }).options.maxBatch;
+    expect(auto(limits, 4096)).toBe(512);
+    expect(auto(limits, 100)).toBe(100); // never more than the context
+    // Every position's logits: 512 rows of 201088 are 412 MB, over a 256 MiB binding; 256 rows fit.
+    const mid = { maxBufferSize: 256 * 2 ** 20, maxStorageBufferBindingSize: 256 * 2 ** 20 };
+    expect(auto(mid, 4096, true)).toBe(256);
+    // Memory for batch 256 but not 512 (the KV cache and MoE scratch grow with the batch).
+    const at256 = planMemory(c20b, limits, { ...opts(4096), maxBatch: 256 }).totalBytes;
+    expect(auto({ ...limits, memoryLimit: at256 }, 4096)).toBe(256);
+    // Scratch of 512 tokens: the grouped MoE's per-slot outputs (512 x 4 x 2880 f32) are counted.
+    const p = planMemoryAuto(c20b, limits, { contextLimit: 4096, kvFormat: 'q8', allLogits: false });
+    expect(p.scratchBytes).toBeGreaterThan(2 * 512 * 4 * 2880 * 4);
+    expect(() => planMemoryAuto(c20b, { ...limits, memoryLimit: 1e9 }, { contextLimit: 4096, kvFormat: 'q8', allLogits: false })).toThrow(ModelTooLargeError);
   });
 
   it('refuses a context beyond the model maximum', () => {

@@ -15,6 +15,7 @@
  *   router_decode      router.ts RouterDecodeKernel           rmsNorm, linear, topkSoftmax
  *   moe                router.ts TopkSoftmaxKernel, moe.ts    topkSoftmax, moeGateUp, moeDownSum
  *   moe_decode         moe.ts MoeGateUpKernel with normEps    rmsNorm, moeGateUp
+ *   moe_grouped        moe-route.ts, moe-grouped.ts (prefill) reference/moe-grouped.ts, moeGateUp, topkSoftmax
  *   sample             sample.ts SampleKernel                 engine/sampling.ts sampleCpu, samplingProbabilities
  *   sample_candidates  sample.ts SampleCandidatesKernel       engine/sampling.ts sampleCpu (greedy)
  */
@@ -27,6 +28,7 @@ import { gemmCases } from './gemm.cases.ts';
 import { matmulCases } from './matmul.cases.ts';
 import { matvecCases } from './matvec.cases.ts';
 import { moeCases, moeDecodeCases } from './moe.cases.ts';
+import { moeGroupedCases } from './moe-grouped.cases.ts';
 import { rmsnormCases } from './rmsnorm.cases.ts';
 import { routerDecodeCases } from './router-decode.cases.ts';
 import { sampleCandidateCases } from './sample-candidates.cases.ts';
@@ -45,6 +47,7 @@ export const KERNEL_FAMILIES: Record<string, (device: GPUDevice) => Promise<Case
   router_decode: routerDecodeCases,
   moe: moeCases,
   moe_decode: moeDecodeCases,
+  moe_grouped: moeGroupedCases,
   sample: sampleCases,
   sample_candidates: sampleCandidateCases,
 };
@@ -75,6 +78,8 @@ export const KERNEL_PATHS: KernelPath[] = [
   { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
   { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
   { family: 'moe_decode', path: 'staged-norm', requires: [], use: 'GPUs: the decode gate_up normalises x once per workgroup' },
+  { family: 'moe_grouped', path: 'tiled', requires: [], use: 'GPUs: prefill MoE over tiles of slots (MXFP4 blocks staged in workgroup memory)' },
+  { family: 'moe_grouped', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill MoE, barrier-free' },
   { family: 'moe_decode', path: 'per-invocation-norm', requires: [], use: 'fallback (CPU) adapters: every invocation computes the norm (no barriers)' },
 ];
 

@@ -16,16 +16,16 @@ const ALPHA = 1.702;
 const rw = (): GPUBufferUsageFlags => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 /** Scale bytes: `normal` near 2^(c-127); `wide` mixes rows of tiny (0..3), mid and saturating (250..254) blocks. */
-type ScaleKind = { kind: 'normal'; center: number } | { kind: 'wide'; center: number };
+export type ScaleKind = { kind: 'normal'; center: number } | { kind: 'wide'; center: number };
 
-interface Experts {
+export interface Experts {
   m: Mxfp4Experts;
   blocks: Uint8Array;
   scales: Uint8Array;
   bias: Uint8Array;
 }
 
-function makeExperts(rng: TestRng, E: number, rows: number, cols: number, sk: ScaleKind, biasScale: number): Experts {
+export function makeExperts(rng: TestRng, E: number, rows: number, cols: number, sk: ScaleKind, biasScale: number): Experts {
   const G = cols / 32;
   const blocks = rng.bytes(E * rows * G * 16);
   const scales = new Uint8Array(E * rows * G);
@@ -62,7 +62,7 @@ function submit(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void
 }
 
 /** k distinct random experts per token and positive weights summing to 1. */
-function randomRouting(rng: TestRng, T: number, E: number, k: number): { ids: Uint32Array; w: Float32Array } {
+export function randomRouting(rng: TestRng, T: number, E: number, k: number): { ids: Uint32Array; w: Float32Array } {
   const ids = new Uint32Array(T * k);
   const w = new Float32Array(T * k);
   for (let t = 0; t < T; t++) {
