@@ -27,8 +27,8 @@ const KT = 16;
 export const GEMM_WG = 256;
 
 /** CPU path: register tile of one invocation, and invocations per workgroup. */
-export const SIMPLE_ROWS = 8;
-export const SIMPLE_TOKENS = 8;
+export const SIMPLE_ROWS = 4;
+export const SIMPLE_TOKENS = 4;
 export const SIMPLE_WG = 64;
 
 /** Workgroup arrays and `fn gemm_tiled(tile, tok_tile, lid)`. */

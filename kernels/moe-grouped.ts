@@ -35,7 +35,7 @@ export const MOE_TILE = 16;
 /** Blocks of inputs per workgroup-memory round of the tiled variant. */
 const CB = 8;
 /** Slots per unrolled chunk of the simple variant (a tile of more slots takes several passes). */
-const SIMPLE_CHUNK = 8;
+const SIMPLE_CHUNK = 4;
 /** Units (row pairs) per thread of the simple variant: each input load feeds 2 SIMPLE_UNITS rows. */
 const SIMPLE_UNITS = 2;
 

@@ -1,7 +1,7 @@
 /**
  * The prefill GEMM paths of f32_bf16w_matmul (kernels/matmul-bf16-prefill.ts), both variants,
  * against f64 CPU math: row, token and K tails of the register tiles (64 x 64 workgroup tiles
- * with a 16-wide K tile; 8 x 8 invocation tiles), several token tiles, K = 2880 and 4096,
+ * with a 16-wide K tile; 4 x 4 invocation tiles), several token tiles, K = 2880 and 4096,
  * bias, accumulate, a strided lm_head-style output and K % 8 != 0 (u32 loads). Every shape
  * also runs at T = 1 and T = 2 through the same pipeline (one bind group serves every batch
  * size), and the output has junk around the written rows that must survive.

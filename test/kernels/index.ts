@@ -74,7 +74,7 @@ export const KERNEL_PATHS: KernelPath[] = [
   { family: 'matmul', path: 'tiled', requires: [], use: 'GPUs (workgroup tiles, barriers)' },
   { family: 'matmul', path: 'simple', requires: [], use: 'fallback (CPU) adapters such as SwiftShader (barrier-free)' },
   { family: 'gemm', path: 'tiled', requires: [], use: 'GPUs: prefill projections (64 x 64 workgroup tiles, 4 x 4 per thread)' },
-  { family: 'gemm', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill projections (8 x 8 per invocation, barrier-free)' },
+  { family: 'gemm', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill projections (4 rows x 4 tokens per invocation, barrier-free)' },
   { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
   { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
   { family: 'moe_decode', path: 'staged-norm', requires: [], use: 'GPUs: the decode gate_up normalises x once per workgroup' },
