@@ -69,6 +69,7 @@ export type {
 
 export { GptOssTokenizer, StreamDecoder } from './loader/tokenizer.ts';
 export type { EncodeOptions } from './loader/tokenizer.ts';
+export { clearTokenizerCache } from './loader/tokenizer-cache.ts';
 export { Checkpoint } from './loader/checkpoint.ts';
 export type { TensorRef, OpenOptions } from './loader/checkpoint.ts';
 export type { GptOssConfig } from './loader/config.ts';

@@ -48,23 +48,37 @@ export interface SourceCache {
 /** Reads of whole text files are split into pieces of this size, so their progress can be told. */
 export const TEXT_CHUNK_BYTES = 4 << 20;
 
-/** `onBytes(done, total)` after each piece read. */
-export async function readText(source: ModelSource, file: string, onBytes?: (done: number, total: number) => void): Promise<string> {
+/** A whole file's bytes; `onBytes(done, total)` after each piece read. */
+export async function readBytes(source: ModelSource, file: string, onBytes?: (done: number, total: number) => void): Promise<Uint8Array> {
   const f = await source.open(file);
   try {
     if (f.size <= TEXT_CHUNK_BYTES) {
       const bytes = await f.read(0, f.size);
       onBytes?.(f.size, f.size);
-      return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+      return bytes;
     }
     const all = new Uint8Array(f.size);
     for (let at = 0; at < f.size; at += TEXT_CHUNK_BYTES) {
       all.set(await f.read(at, Math.min(TEXT_CHUNK_BYTES, f.size - at)), at);
       onBytes?.(Math.min(f.size, at + TEXT_CHUNK_BYTES), f.size);
     }
-    return new TextDecoder('utf-8', { fatal: false }).decode(all);
+    return all;
   } finally {
     await f.close();
+  }
+}
+
+/** A whole text file (UTF-8); `onBytes(done, total)` after each piece read. */
+export async function readText(source: ModelSource, file: string, onBytes?: (done: number, total: number) => void): Promise<string> {
+  return new TextDecoder('utf-8', { fatal: false }).decode(await readBytes(source, file, onBytes));
+}
+
+/** `bytes` as JSON; a parse error is a ModelLoadError naming `file`. */
+export function parseJson(bytes: Uint8Array, file: string, code: 'bad-config' | 'bad-index' = 'bad-config'): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: false }).decode(bytes));
+  } catch (e) {
+    throw new ModelLoadError(code, `malformed JSON: ${(e as Error).message}`, { file, cause: e });
   }
 }
 
@@ -74,12 +88,7 @@ export async function readJson(
   code: 'bad-config' | 'bad-index' = 'bad-config',
   onBytes?: (done: number, total: number) => void,
 ): Promise<unknown> {
-  const text = await readText(source, file, onBytes);
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ModelLoadError(code, `malformed JSON: ${(e as Error).message}`, { file, cause: e });
-  }
+  return parseJson(await readBytes(source, file, onBytes), file, code);
 }
 
 /** Checks a read's result length; shared by every ByteSource implementation. */

@@ -5,7 +5,8 @@
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ModelLoadError } from './errors.ts';
-import { readJson, type ModelSource } from './source.ts';
+import { parseJson, readBytes, type ModelSource } from './source.ts';
+import { recallTokenizer, rememberTokenizer, tokenizerKey } from './tokenizer-cache.ts';
 import { exactSlices, slicesAreExact } from './tokenizer-slices.ts';
 
 export interface EncodeOptions {
@@ -58,15 +59,23 @@ export class GptOssTokenizer {
       throw new ModelLoadError('missing-file', `no tokenizer.json in ${source.description}`, { file: 'tokenizer.json' });
     }
     const progress = (file: string) => onBytes && ((done: number, total: number) => onBytes(file, done, total));
-    const json = (await readJson(source, 'tokenizer.json', 'bad-config', progress('tokenizer.json'))) as object;
-    const config = ((await source.exists('tokenizer_config.json'))
-      ? await readJson(source, 'tokenizer_config.json', 'bad-config', progress('tokenizer_config.json'))
-      : {}) as object;
+    const tokBytes = await readBytes(source, 'tokenizer.json', progress('tokenizer.json'));
+    const configBytes = (await source.exists('tokenizer_config.json'))
+      ? await readBytes(source, 'tokenizer_config.json', progress('tokenizer_config.json'))
+      : undefined;
+    const key = await tokenizerKey(configBytes ? [tokBytes, configBytes] : [tokBytes]);
+    const kept = key === undefined ? undefined : recallTokenizer(key);
+    if (kept) return kept;
+    const json = parseJson(tokBytes, 'tokenizer.json') as object;
+    const config = (configBytes ? parseJson(configBytes, 'tokenizer_config.json') : {}) as object;
+    let tok: GptOssTokenizer;
     try {
-      return new GptOssTokenizer(new Tokenizer(json, config), json);
+      tok = new GptOssTokenizer(new Tokenizer(json, config), json);
     } catch (e) {
       throw new ModelLoadError('bad-config', `cannot build the tokenizer: ${(e as Error).message}`, { file: 'tokenizer.json', cause: e });
     }
+    if (key !== undefined) rememberTokenizer(key, tok);
+    return tok;
   }
 
   /** Text to ids. By default special-token strings such as `<|start|>` become their ids; see {@link EncodeOptions}. */

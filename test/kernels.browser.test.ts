@@ -1,5 +1,6 @@
 /**
- * Every kernel family's case table in each browser of BROWSERS (headless Chromium on Dawn and
+ * Every kernel family's case table (its browser subset: every variant and path, the shapes marked
+ * for the browsers, see kernels/scope.ts) in each browser of BROWSERS (headless Chromium on Dawn and
  * headless Firefox on wgpu, both on SwiftShader here): Vite builds test/browser/kernels.html
  * once, a local server serves it, the page runs the cases on navigator.gpu and Node checks the
  * results the same way as the Node runner. The feature-dependent kernel paths (KERNEL_PATHS) are

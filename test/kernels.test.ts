@@ -12,7 +12,7 @@ describe('kernels (Node + Dawn)', async () => {
     it(family, async () => {
       const { device } = await testGpu();
       device.pushErrorScope('validation');
-      const results = await run(device);
+      const results = await run(device, 'full');
       const err = await device.popErrorScope();
       expect(err?.message ?? null, `${family}: WebGPU validation error`).toBeNull();
       for (const r of results) console.log(r.message);

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { blobSource } from '../loader/source-blob.ts';
 import { tokenizerFiles } from '../loader/synth-writer-node.ts';
 import { GptOssTokenizer, StreamDecoder } from '../loader/tokenizer.ts';
+import { clearTokenizerCache, KEEP_MS } from '../loader/tokenizer-cache.ts';
 import { fuzzCorpus, SPEC_IDS, SPEC_TEXT, SPECIALS, VARIED } from './helpers/text-corpus.ts';
 
 async function load(): Promise<GptOssTokenizer> {
@@ -173,3 +174,30 @@ function byteToken(b: number): number {
   }
   throw new Error(`no single-byte token for ${b}`);
 }
+
+describe('tokenizer cache (loader/tokenizer-cache.ts)', () => {
+  it('a second load of the same files reuses the built tokenizer; changed files or a cleared cache build a new one', async () => {
+    const files = async (edit?: (json: string) => string) => {
+      const m = new Map<string, Blob>();
+      for (const f of tokenizerFiles()) {
+        const text = await readFile(f.path, 'utf8');
+        m.set(f.name, new Blob([f.name === 'tokenizer.json' && edit ? edit(text) : text]));
+      }
+      return blobSource(m);
+    };
+    clearTokenizerCache();
+    const a = await GptOssTokenizer.load(await files());
+    const b = await GptOssTokenizer.load(await files());
+    expect(b, 'the same files: the tokenizer built a moment ago').toBe(a);
+    // One byte more (a trailing newline): other files, another tokenizer, the same ids.
+    const c = await GptOssTokenizer.load(await files((t) => `${t}\n`));
+    expect(c, 'changed tokenizer.json: a new tokenizer').not.toBe(a);
+    expect(c.encode(SPEC_TEXT)).toEqual(a.encode(SPEC_TEXT));
+    clearTokenizerCache();
+    const d = await GptOssTokenizer.load(await files());
+    expect(d, 'after clearTokenizerCache: a new tokenizer').not.toBe(a);
+    // A malformed file is still an error naming it, not a cache hit.
+    await expect(GptOssTokenizer.load(await files((t) => t.slice(0, 1000)))).rejects.toThrow(/tokenizer\.json.*malformed JSON|malformed JSON/);
+    expect(KEEP_MS).toBeGreaterThan(0);
+  }, 120_000);
+});

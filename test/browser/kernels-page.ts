@@ -44,7 +44,7 @@ async function run(): Promise<PageResults> {
     const t0 = performance.now();
     gpu.device.pushErrorScope('validation');
     try {
-      const r = await cases(gpu.device);
+      const r = await cases(gpu.device, 'browser');
       const err = await gpu.device.popErrorScope();
       results[family] = err ? `${family}: WebGPU validation error: ${err.message}` : r;
     } catch (e) {

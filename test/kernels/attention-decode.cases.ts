@@ -20,6 +20,7 @@ import { writeStep } from '../../kernels/common.ts';
 import { createKvCache, dequantizeKv, kvBufferBytes, KvStoreKernel, type KvCache, type KvFormat } from '../../kernels/kv-cache.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 import { runPass, rwStorage, stepBuffer } from '../gpu/dispatch.ts';
 import { checkQ8Rows } from './q8.ts';
 
@@ -38,13 +39,15 @@ interface Config {
   positions: number[];
   /** Sinks per head (bf16-exact); else random. */
   sinks?: number[];
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 const CONFIGS: Config[] = [
   { name: 'gqa1 full', H: 2, nKv: 2, D: 16, window: 0, positions: [0, 1, 5, 200] },
   { name: 'gqa2 sliding W=4', H: 4, nKv: 2, D: 32, window: 4, positions: [0, 1, 3, 9, 12] },
-  { name: 'gqa3 sliding W=70', H: 3, nKv: 1, D: 64, window: 70, positions: [0, 2, 69, 75, 150] },
-  { name: 'gqa8 full sinks', H: 8, nKv: 1, D: 64, window: 0, positions: [0, 1, 64, 250], sinks: [30, -30, 0.5, -2, 8, -100, 1, 3] },
+  { name: 'gqa3 sliding W=70', H: 3, nKv: 1, D: 64, window: 70, positions: [0, 2, 69, 75, 150], browser: true },
+  { name: 'gqa8 full sinks', H: 8, nKv: 1, D: 64, window: 0, positions: [0, 1, 64, 250], sinks: [30, -30, 0.5, -2, 8, -100, 1, 3], browser: true },
   { name: 'gqa4 sliding W=200', H: 8, nKv: 2, D: 32, window: 200, positions: [199, 300] },
 ];
 
@@ -173,9 +176,9 @@ async function configCases(device: GPUDevice, cache: PipelineCache, c: Config, r
   for (const b of [table, sinkBuf, step, storeStep, qkvBuf, part, out, ...kinds.flatMap((x) => [x.kv.k, x.kv.v])]) b.destroy();
 }
 
-export async function attentionDecodeCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function attentionDecodeCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
-  for (const c of CONFIGS) await configCases(device, cache, c, results);
+  for (const c of inScope(CONFIGS, scope)) await configCases(device, cache, c, results);
   return results;
 }

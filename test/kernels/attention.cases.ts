@@ -14,6 +14,7 @@ import { createKvCache, dequantizeKv, kvCapacity, KvStoreKernel, type KvFormat }
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { RopeKernel } from '../../kernels/rope.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 import { checkQ8Rows } from './q8.ts';
 
 const REAL_ROPE: YarnRope = { theta: 150000, factor: 32, betaFast: 32, betaSlow: 1, originalMaxPositions: 4096, truncate: false };
@@ -144,20 +145,22 @@ interface Session {
   steps: number[];
   /** Sinks per head (bf16-exact), else random. */
   sinks?: number[];
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 const SESSIONS: Session[] = [
   // GQA 1, full, >64 keys (several online-softmax tiles), prefill then decode then prefill on a cache.
   { name: 'full gqa1', H: 4, nKv: 4, D: 16, kind: 'full', window: 0, steps: [70, 1, 1, 3] },
   // GQA 2, sliding W=4: batch of 13 > window, ring wrap-around, decodes, a prefill on a cache.
-  { name: 'sliding gqa2 W=4 T>W', H: 4, nKv: 2, D: 16, kind: 'sliding', window: 4, steps: [13, 1, 1, 5, 1] },
+  { name: 'sliding gqa2 W=4 T>W', H: 4, nKv: 2, D: 16, kind: 'sliding', window: 4, steps: [13, 1, 1, 5, 1], browser: true },
   // GQA 8, D=64, sliding W=8: decode after N < W, then N > W with wrap; extreme sinks.
   {
     name: 'sliding gqa8 D64 sinks', H: 8, nKv: 1, D: 64, kind: 'sliding', window: 8, steps: [5, 1, 6, 1, 1],
     sinks: [30, -30, 0.5, -2, 8, -100, 1, 3],
   },
   // GQA 4, D=64, full layer; decodes from one cached key.
-  { name: 'full gqa4 D64 sinks', H: 8, nKv: 2, D: 64, kind: 'full', window: 0, steps: [1, 1, 9, 1], sinks: [-30, 30, 0, 0, 2, -3, 5, -1] },
+  { name: 'full gqa4 D64 sinks', H: 8, nKv: 2, D: 64, kind: 'full', window: 0, steps: [1, 1, 9, 1], sinks: [-30, 30, 0, 0, 2, -3, 5, -1], browser: true },
   // Sliding window wider than a 64-key tile: the window bound inside the second tile.
   { name: 'sliding gqa2 W=70', H: 2, nKv: 1, D: 32, kind: 'sliding', window: 70, steps: [90, 1, 2] },
 ];
@@ -248,11 +251,11 @@ async function attentionSessionCases(device: GPUDevice, cache: PipelineCache, s:
   return results;
 }
 
-export async function attentionCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function attentionCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results = [...(await ropeCases(device, cache)), ...(await kvStoreCases(device, cache))];
   for (const fmt of ['f32', 'q8'] as KvFormat[]) {
-    for (const s of SESSIONS) results.push(...(await attentionSessionCases(device, cache, s, fmt)));
+    for (const s of inScope(SESSIONS, scope)) results.push(...(await attentionSessionCases(device, cache, s, fmt)));
   }
   return results;
 }

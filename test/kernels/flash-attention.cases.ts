@@ -18,6 +18,7 @@ import { STEP_BYTES, writeStep } from '../../kernels/common.ts';
 import { createKvCache, dequantizeKv, kvCapacity, KvStoreKernel, type KvFormat } from '../../kernels/kv-cache.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { checkClose, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 
 type Variant = 'simple' | 'tiled';
 
@@ -33,15 +34,17 @@ interface Session {
   /** Cache formats each variant runs (one pipeline each: SwiftShader compiles slowly). */
   simple: KvFormat[];
   tiled: KvFormat[];
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 const SESSIONS: Session[] = [
   // The golden 'tiny' shape: W=4 < every tile; capacity 4+24-1 = 27 < 45 tokens (wraps twice).
   { name: 'tiny gqa2 D16 W4', H: 4, nKv: 2, D: 16, window: 4, steps: [5, 1, 13, 2, 24], simple: ['f32', 'q8'], tiled: ['q8'] },
   // The golden 'sharded' shape: GQA 3 (tiled tile of 21 tokens), W=6, batches 1, 2, 5, 13, 24 on top of each other.
-  { name: 'sharded gqa3 D32 W6', H: 6, nKv: 2, D: 32, window: 6, steps: [1, 2, 5, 13, 24, 7], simple: ['f32', 'q8'], tiled: ['f32'] },
+  { name: 'sharded gqa3 D32 W6', H: 6, nKv: 2, D: 32, window: 6, steps: [1, 2, 5, 13, 24, 7], simple: ['f32', 'q8'], tiled: ['f32'], browser: true },
   // 20b-like GQA 8 at D=64, full layer: 8-token query tiles, 32-key tiles, a batch on a 70-token cache.
-  { name: 'gqa8 D64 full', H: 8, nKv: 1, D: 64, window: 0, steps: [70, 1, 9], simple: ['q8'], tiled: ['q8'] },
+  { name: 'gqa8 D64 full', H: 8, nKv: 1, D: 64, window: 0, steps: [70, 1, 9], simple: ['q8'], tiled: ['q8'], browser: true },
   // GQA 1 at the largest head dim: 16-key tiles, 64-token query tiles, a second batch mid-tile.
   { name: 'gqa1 D128 full', H: 2, nKv: 2, D: 128, window: 0, steps: [40, 3, 30], simple: ['f32'], tiled: ['f32'] },
   // GQA 5, D=20 (not a power of two), W=40 larger than the tiled query tile (12 tokens), smaller than its key tile (64): wraps.
@@ -106,12 +109,12 @@ async function runSession(device: GPUDevice, cache: PipelineCache, s: Session, f
   return results;
 }
 
-async function cases(device: GPUDevice, variant: Variant): Promise<CaseResult[]> {
+async function cases(device: GPUDevice, variant: Variant, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
-  for (const s of SESSIONS) for (const fmt of s[variant]) results.push(...(await runSession(device, cache, s, fmt, [variant])));
+  for (const s of inScope(SESSIONS, scope)) for (const fmt of s[variant]) results.push(...(await runSession(device, cache, s, fmt, [variant])));
   return results;
 }
 
-export const flashAttentionCases = (device: GPUDevice) => cases(device, 'simple');
-export const flashAttentionTiledCases = (device: GPUDevice) => cases(device, 'tiled');
+export const flashAttentionCases = (device: GPUDevice, scope?: CaseScope) => cases(device, 'simple', scope);
+export const flashAttentionTiledCases = (device: GPUDevice, scope?: CaseScope) => cases(device, 'tiled', scope);

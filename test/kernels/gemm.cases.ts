@@ -12,6 +12,7 @@ import { STEP_BYTES, writeStep } from '../../kernels/common.ts';
 import { Bf16MatmulKernel } from '../../kernels/matmul-bf16.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { checkClose, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 
 interface Shape {
   tokens: number;
@@ -21,13 +22,15 @@ interface Shape {
   acc?: boolean;
   outStride?: number;
   outOffset?: number;
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 const SHAPES: Shape[] = [
-  { tokens: 65, rows: 70, k: 2880, bias: true, acc: true }, // one token and 6 rows past a 64 x 64 tile; real hidden
+  { tokens: 65, rows: 70, k: 2880, bias: true, acc: true, browser: true }, // one token and 6 rows past a 64 x 64 tile; real hidden
   { tokens: 13, rows: 130, k: 4096, bias: true }, // o_proj's K; 13 tokens: not a multiple of 4 or 8
   { tokens: 100, rows: 33, k: 72, acc: true }, // K % 16 == 8: a half-filled last K tile
-  { tokens: 9, rows: 9, k: 70, bias: true, outStride: 20, outOffset: 5 }, // K % 8 != 0, strided rows 5..13 of 20
+  { tokens: 9, rows: 9, k: 70, bias: true, outStride: 20, outOffset: 5, browser: true }, // K % 8 != 0, strided rows 5..13 of 20
   { tokens: 128, rows: 64, k: 64 }, // exact tiles, two token tiles
 ];
 
@@ -36,11 +39,11 @@ const VARIANTS = ['tiled', 'simple'] as const;
 /** f32 accumulation vs f64: error grows like sqrt(K) times the term scale. */
 const tol = (k: number) => 2e-5 * Math.sqrt(k);
 
-export async function gemmCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function gemmCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const results: CaseResult[] = [];
-  for (const variant of VARIANTS) for (const s of SHAPES) {
+  for (const variant of VARIANTS) for (const s of inScope(SHAPES, scope)) {
     const { rows, k } = s;
     const stride = s.outStride ?? rows;
     const offset = s.outOffset ?? 0;

@@ -20,6 +20,7 @@
  *   sample_candidates  sample.ts SampleCandidatesKernel       engine/sampling.ts sampleCpu (greedy)
  */
 import type { CaseResult } from '../gpu/check.ts';
+import type { CaseScope } from './scope.ts';
 import { attentionDecodeCases } from './attention-decode.cases.ts';
 import { attentionCases } from './attention.cases.ts';
 import { embedCases } from './embed.cases.ts';
@@ -34,7 +35,8 @@ import { routerDecodeCases } from './router-decode.cases.ts';
 import { sampleCandidateCases } from './sample-candidates.cases.ts';
 import { sampleCases } from './sample.cases.ts';
 
-export const KERNEL_FAMILIES: Record<string, (device: GPUDevice) => Promise<CaseResult[]>> = {
+/** A family's cases on `device`: every shape (scope 'full', the Node runner) or its browser subset (scope.ts). */
+export const KERNEL_FAMILIES: Record<string, (device: GPUDevice, scope: CaseScope) => Promise<CaseResult[]>> = {
   rmsnorm: rmsnormCases,
   embed: embedCases,
   matmul: matmulCases,

@@ -9,6 +9,7 @@ import { STEP_BYTES, writeStep } from '../../kernels/common.ts';
 import { Bf16MatmulKernel, planRowChunks } from '../../kernels/matmul-bf16.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { checkClose, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 
 interface Shape {
   tokens: number;
@@ -19,6 +20,8 @@ interface Shape {
   /** lm_head chunk emulation: rows land at outOffset within a token's outStride. */
   outStride?: number;
   outOffset?: number;
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 // Each shape runs at T=1 (decode path) and at `tokens` (prefill path) through one pipeline:
@@ -26,9 +29,9 @@ interface Shape {
 const SHAPES: Shape[] = [
   { tokens: 3, rows: 1, k: 64 }, // one row: a workgroup that is mostly idle
   { tokens: 17, rows: 7, k: 96, bias: true }, // token tail of a 16-token tile
-  { tokens: 3, rows: 33, k: 2880, bias: true, acc: true }, // real hidden
+  { tokens: 3, rows: 33, k: 2880, bias: true, acc: true, browser: true }, // real hidden
   { tokens: 2, rows: 5, k: 4096 }, // real q dim (o_proj input)
-  { tokens: 17, rows: 513, k: 70, bias: true }, // K % 8 != 0 (u32 loads), K not a multiple of the 32-wide K tile
+  { tokens: 17, rows: 513, k: 70, bias: true, browser: true }, // K % 8 != 0 (u32 loads), K not a multiple of the 32-wide K tile
   { tokens: 64, rows: 100, k: 64, bias: true, acc: true },
 ];
 
@@ -63,12 +66,12 @@ async function run(device: GPUDevice, work: (pass: GPUComputePassEncoder) => voi
   await device.queue.onSubmittedWorkDone();
 }
 
-export async function matmulCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function matmulCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const results: CaseResult[] = [];
 
-  for (const variant of VARIANTS) for (const s of SHAPES) for (const tokens of [1, s.tokens]) {
+  for (const variant of VARIANTS) for (const s of inScope(SHAPES, scope)) for (const tokens of [1, s.tokens]) {
     const { rows, k } = s;
     const stride = s.outStride ?? rows;
     const offset = s.outOffset ?? 0;

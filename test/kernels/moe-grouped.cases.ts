@@ -14,6 +14,7 @@ import { MoeCombineKernel, MoeGroupedDownKernel, MoeGroupedGateUpKernel, type Mo
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { TopkSoftmaxKernel } from '../../kernels/router.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 import { makeExperts, randomRouting, type ScaleKind } from './moe.cases.ts';
 
 const LIMIT = 7;
@@ -86,6 +87,8 @@ async function routeCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
 interface GroupedCase {
   H: number; I: number; E: number; k: number; T: number; tile: number; scales: ScaleKind; hScale: number; atol: number;
   same?: boolean; note?: string;
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
   /** Default both. SwiftShader compiles the tiled variant slowly: it runs where a shape adds something. */
   variants?: MoeGroupedVariant[];
 }
@@ -95,13 +98,13 @@ const GROUPED: GroupedCase[] = [
   // variant's 8-block staging; down's 48 row pairs leave a partial workgroup
   { H: 96, I: 64, E: 8, k: 3, T: 9, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1.5, atol: 1e-5 },
   // 21 slots per expert: tiles of 16 and 5, the simple variant's 4-slot chunks several times and partly
-  { H: 96, I: 64, E: 8, k: 3, T: 21, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1, same: true, atol: 1e-5, note: 'all tokens on experts 0..2' },
+  { H: 96, I: 64, E: 8, k: 3, T: 21, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1, same: true, atol: 1e-5, note: 'all tokens on experts 0..2', browser: true },
   { H: 64, I: 64, E: 3, k: 2, T: 3, tile: 4, scales: { kind: 'wide', center: 147 }, hScale: 2 ** -20, atol: 1e-5, note: 'wide scales' },
   { H: 2880, I: 2880, E: 2, k: 2, T: 3, tile: 16, scales: { kind: 'normal', center: 121 }, hScale: 1, atol: 1e-4, note: 'gpt-oss shape', variants: ['simple'] },
 ];
 
-async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
-  for (const c of GROUPED) {
+async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], scope?: CaseScope): Promise<void> {
+  for (const c of inScope(GROUPED, scope)) {
     const { H, I, E, k, T, tile } = c;
     const rng = new TestRng(H * 7 + I * 3 + E + k + T);
     const gu = makeExperts(rng, E, 2 * I, H, c.scales, 1);
@@ -141,14 +144,14 @@ async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseRe
 }
 
 /** Router logits -> top-k -> route -> gate_up -> down -> combine into the residual, one pass. */
-interface BlockCase { H: number; I: number; E: number; k: number; T: number; tile: number; variants?: MoeGroupedVariant[] }
+interface BlockCase { H: number; I: number; E: number; k: number; T: number; tile: number; variants?: MoeGroupedVariant[]; browser?: boolean }
 const BLOCK: BlockCase[] = [
-  { H: 64, I: 64, E: 8, k: 2, T: 7, tile: 4 },
+  { H: 64, I: 64, E: 8, k: 2, T: 7, tile: 4, browser: true },
   { H: 64, I: 32, E: 128, k: 4, T: 37, tile: 16, variants: ['simple'] },
 ];
 
-async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
-  for (const c of BLOCK) {
+async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], scope?: CaseScope): Promise<void> {
+  for (const c of inScope(BLOCK, scope)) {
     const { H, I, E, k, T, tile } = c;
     const rng = new TestRng(H + I + E * 13 + k + T);
     const scales: ScaleKind = { kind: 'normal', center: 125 };
@@ -202,11 +205,11 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
   }
 }
 
-export async function moeGroupedCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function moeGroupedCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
   await routeCases(device, cache, results);
-  await groupedCases(device, cache, results);
-  await blockCases(device, cache, results);
+  await groupedCases(device, cache, results, scope);
+  await blockCases(device, cache, results, scope);
   return results;
 }
