@@ -9,6 +9,8 @@
  *   storage quota is too small for the download, then that the GPU lacks memory, having read no
  *   weights; the fallback endpoint then answers;
  * - the benchmark page (demo/bench.html) in the browser without WebGPU: it says so.
+ * Before the 13.8 GB download the page asks (confirm()); the test says yes and checks the question.
+ * Before the 13.8 GB download the page asks (confirm()): the test says yes and checks the question.
  * The demo, the checkpoints and the endpoint are set up once for both browsers.
  * Screenshots: test-artifacts/demo-no-webgpu-<browser>.png.
  */
