@@ -300,7 +300,7 @@ describe('chat page interface (headless Chromium)', () => {
     expect(await page.$eval(item, (el) => el.textContent)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/models\/think\/: [\d.]+ MB, complete/);
     expect(await page.$eval('#storage-estimate', (el) => el.textContent)).toMatch(/^[\d.]+ (kB|MB|GB) used of [\d.]+ (MB|GB) this site may store$/);
     await page.click(`${item} button`);
-    expect(await page.$eval(item, (el) => el.textContent), 'the question').toMatch(/Delete [\d.]+ MB of models\/think\/\?.*Yes, delete.*Keep/);
+    expect(await page.$eval(item, (el) => el.textContent), 'the question').toMatch(/Delete [\d.]+ MB of http:\S+\/models\/think\/\?.*Yes, delete.*Keep/);
     await page.click(`${item} .confirm-no`);
     expect(await page.$(`${item} .confirm-yes`), 'Keep puts the button back').toBeNull();
     await page.click(`${item} button`);
