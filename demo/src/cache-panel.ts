@@ -18,6 +18,7 @@ function confirmingButton(label: string, question: string, yes: string, act: () 
   const ask = h('button', '', label);
   ask.type = 'button';
   const show = (asking: boolean) => {
+    yesBtn.disabled = keep.disabled = false;
     wrap.replaceChildren(...(asking ? [h('span', '', question), yesBtn, keep] : [ask]));
   };
   const yesBtn = h('button', 'danger confirm-yes', yes);

@@ -76,7 +76,7 @@ function updateControls(): void {
   }
   const ready = !!d.loaded && !d.loading && d.deviceLost === undefined;
   const send = $<HTMLButtonElement>('send');
-  send.disabled = !ready || d.generating || $<HTMLTextAreaElement>('prompt').value.trim() === '';
+  send.disabled = !ready || d.generating;
   send.hidden = d.generating;
   $('stop').hidden = !d.generating;
   $<HTMLSelectElement>('effort').disabled = d.generating;
@@ -329,7 +329,6 @@ $('prompt').addEventListener('keydown', (e) => {
     void send();
   }
 });
-$('prompt').addEventListener('input', updateControls);
 $('stop').onclick = () => running?.abort();
 $('new-chat').onclick = newChat;
 $('recover').onclick = () => void recover();

@@ -5,8 +5,9 @@
 import DOMPurify from 'dompurify';
 import { marked } from 'marked';
 
-// Links open in a new tab, without giving it this page.
+// Links open in a new tab, without giving it this page; an image the model gave no text says what it is.
 DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+  if (node.tagName === 'IMG' && !node.hasAttribute('alt')) node.setAttribute('alt', 'image in the answer');
   if (node.tagName === 'A' && node.hasAttribute('href')) {
     node.setAttribute('target', '_blank');
     node.setAttribute('rel', 'noopener noreferrer');
