@@ -9,6 +9,8 @@
  *   storage quota is too small for the download, then that the GPU lacks memory, having read no
  *   weights; the fallback endpoint then answers;
  * - the benchmark page (demo/bench.html) in the browser without WebGPU: it says so.
+ * Before the 13.8 GB download the page asks (confirm()); the test says yes and checks the question.
+ * Before the 13.8 GB download the page asks (confirm()): the test says yes and checks the question.
  * The demo, the checkpoints and the endpoint are set up once for both browsers.
  * Screenshots: test-artifacts/demo-no-webgpu-<browser>.png.
  */
@@ -157,12 +159,19 @@ describe.each(BROWSER_CASES)('browser demo without a usable GPU (%s)', (_label, 
     expect((est.quota ?? 0) - (est.usage ?? 0), `headless ${name}'s free quota must be below the 20b checkpoint's size for this test`)
       .toBeLessThan(bigBytes);
 
+    // The page asks before a download over 1 GB: say yes, and check what it asked.
+    const asked: string[] = [];
+    page.on('dialog', (d) => {
+      asked.push(d.message());
+      void d.accept();
+    });
     await setField(page, '#memory-limit', '8 GB');
     await page.$eval('#model', (el) => ((el as HTMLInputElement).value = 'models/big20b/'));
     const mark = demo!.server.log.length;
     await page.click('#load');
     const s = await waitLoad(page);
     expect(s.loaded).toBeUndefined();
+    expect(asked, 'the question before the download').toEqual([expect.stringMatching(/^Download 13\.8 GB for big20b\?/)]);
     expect(s.notices[0], 'the first thing said').toMatch(/^The browser's storage quota \(.* GB free of .* GB\) is too small to keep this 13\.8 GB model/);
     expect(s.loadError).toMatch(/^ModelTooLargeError: the model needs .* of GPU memory .* but only 8\.00 GB is available/);
     expect(await noticeText(page)).toMatch(/^This GPU does not have enough memory for the model: .*shorter context .*fallback endpoint/s);

@@ -126,6 +126,14 @@ describe.each(BROWSER_CASES)('browser demo (%s)', (_label, name) => {
     await page.waitForFunction((t) => document.querySelector('#cache-size')?.textContent === t, { timeout: 30_000 }, text);
   }
 
+  /** Clears the whole cache through the cache panel's button and its "Yes, clear" question. */
+  async function clearCache() {
+    await page.$eval('#cache-models', (el) => ((el as HTMLDetailsElement).open = true));
+    await page.click('#clear-cache');
+    await page.click('#clear-cache-slot .confirm-yes');
+    await cacheShows('0.0 kB');
+  }
+
   const noticeText = () => page.$eval('#notice', (el) => ((el as HTMLElement).hidden ? '' : el.textContent ?? ''));
 
   it('loads a model by URL with a progress bar reaching 100%', async () => {
@@ -212,14 +220,15 @@ describe.each(BROWSER_CASES)('browser demo (%s)', (_label, name) => {
     const before = await listed();
     expect(before.length, `cached models listed: ${before.join(', ')}`).toBe(name === 'chromium' ? 2 : 1);
     await page.click(`${answer} button`);
+    expect(await listed(), 'the first press only asks').toEqual(before);
+    await page.click(`${answer} .confirm-yes`);
     await page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: 30_000 }, answer);
     expect(await listed(), 'the other models stay').toEqual(before.filter((u) => !u.endsWith('/models/answer/')));
     await page.$eval('#cache-models', (el) => ((el as HTMLDetailsElement).open = false));
   }, T);
 
   it('resumes an interrupted download without fetching again what it had', async () => {
-    await page.click('#clear-cache');
-    await cacheShows('0.0 kB');
+    await clearCache();
     const keep = Math.floor(fullLoadRanges.length * 0.6);
     server!.dropAfter = { prefix: PREFIX, count: keep };
     const mark = server!.log.length;
@@ -303,8 +312,7 @@ describe.each(BROWSER_CASES)('browser demo (%s)', (_label, name) => {
   }
 
   it('says so when the browser refuses to store the download though its estimate said it fits, and loads it all the same', async () => {
-    await page.click('#clear-cache');
-    await cacheShows('0.0 kB');
+    await clearCache();
     const refusal = await refuseStorage();
     try {
       // The page's estimate does not foresee the refusal: the quota check before the download passes.

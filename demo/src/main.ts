@@ -1,29 +1,32 @@
-/** The chat page: plain DOM, the engine in a worker through the library's createWorkerEngine. */
+/**
+ * The chat page: wires the model picker, the load view, the cache panel and the transcript to an
+ * engine in a worker (the library's createWorkerEngine). window.__demo is the state for tests
+ * and curious users.
+ */
 import {
-  createWorkerEngine, deleteModelFromCache, DeviceLostError, GpuUnavailableError, listCachedModels, ModelTooLargeError,
-  type AdapterSummary, type ChatMessageParam, type Engine, type LoadProgress,
+  createWorkerEngine, DeviceLostError, GpuUnavailableError, type ChatMessageParam, type Engine, type LoadProgress,
 } from '../../index.ts';
 import { parseBytes } from '../../cli/args.ts';
-import { cacheSize, clearCache } from '../../loader/source-cache.ts';
-import type { DemoMessage, DemoModel, FallbackEndpoint, LoadInfo, LoadOptions, LoadStats, ProgressInfo } from './protocol.ts';
-
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
-let engine: Engine | undefined;
-/** The download statistics the worker sends at the end of a load. */
-let lastStats: LoadStats | undefined;
-worker.addEventListener('message', (ev: MessageEvent<DemoMessage>) => {
-  if (ev.data?.demo === 'notice') notice(ev.data.text);
-  else if (ev.data?.demo === 'loaded') lastStats = ev.data.stats;
-});
-const history: ChatMessageParam[] = [];
-let running: AbortController | undefined;
+import { refreshCache, setUpCachePanel } from './cache-panel.ts';
+import { ChatView, type AnswerView } from './chat-view.ts';
+import { $ } from './dom.ts';
+import { explain } from './errors.ts';
+import { adapterSummary, describeAdapter, describeBackend } from './gpu-info.ts';
+import { LoadView } from './load-view.ts';
+import { modelLocation, rememberModel, setUpModelPicker } from './model-picker.ts';
+import { notice, shown } from './notice.ts';
+import type { DemoMessage, DemoModel, DownloadAnswer, FallbackEndpoint, LoadInfo, LoadOptions, LoadStats, ProgressInfo } from './protocol.ts';
+import { fmtBytes } from './dom.ts';
 
 declare global {
   interface Window {
     /** State for tests and curious users. */
     __demo: {
-      loaded?: LoadInfo; loadError?: string; generating: boolean; lastAnswer: string; progressEvents: number; chunks: number;
+      loaded?: LoadInfo; loadError?: string; generating: boolean; loading: boolean; lastAnswer: string; progressEvents: number; chunks: number;
+      /** Tokens generated for the last answer, harmony or not. */
+      tokens: number;
+      /** Whether the last answer is shown as raw text (its output is not harmony). */
+      raw: boolean;
       /** Whether the page found a WebGPU adapter (undefined while it looks). */
       webgpu?: boolean;
       /** Every notice shown, oldest first. */
@@ -32,37 +35,67 @@ declare global {
       deviceLost?: string;
       /** The load progress phases seen, in order. */
       phases: string[];
+      /** Loads started (a declined download counts). */
+      loads: number;
     };
   }
 }
-window.__demo = { generating: false, lastAnswer: '', progressEvents: 0, chunks: 0, notices: [], phases: [] };
 
-const PHASES = { tokenizer: 'Reading the tokenizer', compile: 'Compiling the kernels', weights: 'Loading the weights', verify: 'Checking the files\' sha256' } as const;
+const loadView = new LoadView();
+window.__demo = {
+  generating: false, loading: false, lastAnswer: '', progressEvents: 0, chunks: 0, tokens: 0, raw: false,
+  notices: shown, phases: loadView.phases, loads: 0,
+};
+const chat = new ChatView($('log'), $('scroller'));
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+let engine: Engine | undefined;
+/** The download statistics the worker sends at the end of a load. */
+let lastStats: LoadStats | undefined;
+/** The answer being streamed (it takes the worker's token messages). */
+let current: AnswerView | undefined;
+const history: ChatMessageParam[] = [];
+let running: AbortController | undefined;
 
-const fmtBytes = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
+worker.addEventListener('message', (ev: MessageEvent<DemoMessage>) => {
+  const m = ev.data;
+  if (m?.demo === 'notice') notice(m.text);
+  else if (m?.demo === 'loaded') lastStats = m.stats;
+  else if (m?.demo === 'token') current?.token(m.text);
+  else if (m?.demo === 'ask-download') {
+    const ok = confirm(`Download ${fmtBytes(m.bytes)} for ${m.model}? It is kept in this browser's storage for the next visit.`);
+    worker.postMessage({ demo: 'download-answer', id: m.id, ok } satisfies DownloadAnswer);
+  }
+});
 
-/** The banner; `offerFallback` adds a button that loads through the fallback endpoint, `offerRecover` one that reloads after a device loss. */
-function notice(text: string, error = false, offerFallback = false, offerRecover = false): void {
-  if (text) window.__demo.notices.push(text);
-  const el = $('notice');
-  el.hidden = !text;
-  $('notice-text').textContent = text;
-  el.classList.toggle('error', error);
-  $('use-fallback').hidden = !offerFallback;
-  $('recover').hidden = !offerRecover;
+/** Enables each control only when it can act: nothing that loads while generating, nothing that sends while loading. */
+function updateControls(): void {
+  const d = window.__demo;
+  const busy = d.loading || d.generating;
+  for (const id of ['load', 'pick', 'model', 'model-choice', 'context', 'memory-limit', 'fallback-url', 'fallback-model', 'fallback-key', 'use-fallback']) {
+    ($(id) as HTMLInputElement).disabled = busy;
+  }
+  const ready = !!d.loaded && !d.loading && d.deviceLost === undefined;
+  const send = $<HTMLButtonElement>('send');
+  send.disabled = !ready || d.generating;
+  send.hidden = d.generating;
+  $('stop').hidden = !d.generating;
+  $<HTMLSelectElement>('effort').disabled = d.generating;
+  $<HTMLButtonElement>('new-chat').disabled = chat.isEmpty && !d.generating;
+  const state = d.loading ? 'loading…' : d.deviceLost !== undefined ? 'GPU device lost' : d.generating ? 'answering…' : d.loaded ? 'ready' : 'no model loaded';
+  $('model-state').textContent = d.loaded && !d.loading ? `${d.loaded.modelId}: ${state}` : state;
 }
 
 /** The GPU device was lost (driver reset, the browser reclaimed it): say so and offer to reload. */
 function deviceLost(e: DeviceLostError): void {
   window.__demo.deviceLost = e.message;
-  $<HTMLButtonElement>('send').disabled = true;
+  updateControls();
   notice(`The GPU device was lost (${e.reason}${e.deviceMessage ? `: ${e.deviceMessage}` : ''}). ` +
-    'Reload the model onto a new device to go on chatting (from the browser\'s cache when it was cached).', true, false, true);
+    'Reload the model onto a new device to go on chatting (from the browser\'s cache when it was cached).', { error: true, offerRecover: true });
 }
 
 async function recover(): Promise<void> {
   $<HTMLButtonElement>('recover').disabled = true;
-  notice('Reloading the model onto a new GPU device…', false, false, true);
+  notice('Reloading the model onto a new GPU device…', { offerRecover: true });
   const bar = $<HTMLProgressElement>('progress');
   try {
     await engine!.recover({
@@ -74,12 +107,13 @@ async function recover(): Promise<void> {
     });
     window.__demo.deviceLost = undefined;
     notice('');
+    loadView.status('Reloaded onto a new GPU device.');
     $('progress-text').textContent = 'Reloaded onto a new GPU device.';
-    $<HTMLButtonElement>('send').disabled = false;
   } catch (e) {
-    notice(`Reloading failed: ${e instanceof Error ? e.message : String(e)}`, true, false, true);
+    notice(`Reloading failed: ${e instanceof Error ? e.message : String(e)}`, { error: true, offerRecover: true });
   } finally {
     $<HTMLButtonElement>('recover').disabled = false;
+    updateControls();
   }
 }
 
@@ -99,9 +133,11 @@ function fallbackEndpoint(): FallbackEndpoint | undefined {
   return { baseURL, model: $<HTMLInputElement>('fallback-model').value.trim() || 'gpt-oss-20b', ...(apiKey ? { apiKey } : {}) };
 }
 
+const contextLimit = () => Number($<HTMLInputElement>('context').value);
+
 /** The load options from the settings; throws with a message naming the field. */
 function loadOptions(): LoadOptions {
-  const context = Number($<HTMLInputElement>('context').value);
+  const context = contextLimit();
   if (!Number.isInteger(context) || context < 16) throw new Error(`Context length must be a whole number of tokens, got ${JSON.stringify($<HTMLInputElement>('context').value)}`);
   const mem = $<HTMLInputElement>('memory-limit').value.trim();
   let memoryLimit: number | undefined;
@@ -115,79 +151,34 @@ function loadOptions(): LoadOptions {
   return { contextLimit: context, memoryLimit, fallback: fallbackEndpoint() };
 }
 
-async function refreshCache(): Promise<void> {
-  $('cache-size').textContent = fmtBytes(typeof caches === 'undefined' ? 0 : await cacheSize());
-  // The models in the download cache (the page and the worker share it), each with a delete button.
-  const list = $('cache-list');
-  list.replaceChildren(...(typeof caches === 'undefined' ? [] : await listCachedModels()).map((m) => {
-    const li = document.createElement('li');
-    li.dataset.url = m.url;
-    const del = document.createElement('button');
-    del.textContent = 'Delete';
-    del.onclick = async () => {
-      await deleteModelFromCache(m.url);
-      await refreshCache();
-    };
-    li.append(`${m.model}: ${fmtBytes(m.bytes)}, ${m.complete ? 'complete' : 'partial'}, ${m.verified ? 'verified' : 'not verified'} `, del);
-    return li;
-  }));
-}
-
-const FALLBACK_HINT = 'You can open this page in a browser with WebGPU (recent Chrome or Edge, Safari 26, Firefox 141+ on Windows), ' +
-  'or set a fallback endpoint (any OpenAI-compatible server, e.g. `gptoss serve` on another machine) under Settings and use it.';
-
-/** What the page says about a failed load, and whether the fallback endpoint is worth offering. */
-function explain(e: unknown): { text: string; offerFallback: boolean } {
-  if (e instanceof GpuUnavailableError) return { text: `WebGPU is not available here: ${e.message}\n${FALLBACK_HINT}`, offerFallback: true };
-  if (e instanceof ModelTooLargeError) {
-    return {
-      text: `This GPU does not have enough memory for the model: ${e.message}\n` +
-        `Try a shorter context under Settings, a GPU with more memory, or another device.\n${FALLBACK_HINT}`,
-      offerFallback: true,
-    };
-  }
-  const msg = e instanceof Error ? e.message : String(e);
-  if ((e as { code?: string }).code === 'http') {
-    return { text: `The download stopped: ${msg}\nPress Load again to resume: the parts already downloaded are kept in the browser's cache.`, offerFallback: false };
-  }
-  return { text: `Loading failed: ${msg}`, offerFallback: false };
-}
-
-async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Promise<void> {
+async function load(model: DemoModel, remember?: string): Promise<void> {
+  if (window.__demo.loading || window.__demo.generating) return;
   let options: LoadOptions;
   try {
-    options = { ...loadOptions(), ...overrides };
+    options = loadOptions();
   } catch (e) {
-    notice((e as Error).message, true);
+    notice((e as Error).message, { error: true });
     return;
   }
   notice('');
   // Ask the browser not to evict the cached model under storage pressure (best effort).
   void navigator.storage?.persist?.().catch(() => false);
-  $<HTMLButtonElement>('load').disabled = true;
-  $<HTMLButtonElement>('send').disabled = true;
-  const bar = $<HTMLProgressElement>('progress');
-  bar.value = 0;
+  const d = window.__demo;
+  d.loads++;
+  d.loading = true;
+  d.loaded = undefined;
+  d.loadError = undefined;
+  d.deviceLost = undefined;
+  d.progressEvents = 0;
+  updateControls();
   const t0 = performance.now();
-  window.__demo.loaded = undefined;
-  window.__demo.loadError = undefined;
-  window.__demo.deviceLost = undefined;
-  window.__demo.progressEvents = 0;
-  window.__demo.phases = [];
+  const url = typeof model === 'string' && /^https?:/.test(model) ? model : undefined;
+  let downloaded = 0;
+  loadView.begin(`Opening ${typeof model === 'string' ? model : 'the local folder'}: reading its headers…`);
   const onProgress = (p: ProgressInfo) => {
-    window.__demo.progressEvents++;
-    bar.max = p.bytesTotal || 1;
-    bar.value = p.bytesDone;
-    if (p.phase && window.__demo.phases.at(-1) !== p.phase) window.__demo.phases.push(p.phase);
-    const s = (performance.now() - t0) / 1000;
-    const rate = p.bytesDone / Math.max(s, 1e-3);
-    const left = rate > 0 ? (p.bytesTotal - p.bytesDone) / rate : Infinity;
-    if (p.phase && p.phase !== 'weights') {
-      $('progress-text').textContent = `${PHASES[p.phase]}${p.file ? ` ${p.file}` : ''}…`;
-      return;
-    }
-    $('progress-text').textContent = `${fmtBytes(p.bytesDone)} / ${fmtBytes(p.bytesTotal)} (${Math.round((100 * p.bytesDone) / (p.bytesTotal || 1))}%), ` +
-      `${fmtBytes(rate)}/s, ${Number.isFinite(left) ? left.toFixed(0) : '?'} s left; downloaded ${fmtBytes(p.networkBytes ?? 0)}, from cache ${fmtBytes(p.cachedBytes ?? 0)}`;
+    d.progressEvents++;
+    downloaded = Math.max(downloaded, p.networkBytes ?? 0);
+    loadView.update(p);
   };
   try {
     await engine?.dispose().catch(() => {});
@@ -199,112 +190,118 @@ async function load(model: DemoModel, overrides: Partial<LoadOptions> = {}): Pro
       modelId: engine.modelId, backend: engine.backend, adapter: engine.adapter, fallbackReason: engine.fallbackReason,
       ...(lastStats ?? { totalBytes: 0, networkBytes: 0, cachedBytes: 0 }),
     };
-    window.__demo.loaded = info;
-    bar.max = 1;
-    bar.value = 1;
+    d.loaded = info;
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (info.backend === 'fallback') {
-      $('progress-text').textContent = `Nothing downloaded: answers come from the fallback endpoint (${secs} s).`;
+      loadView.end(`Nothing downloaded: answers come from the fallback endpoint (${secs} s).`, true);
       notice(`Answering through the fallback endpoint ${options.fallback?.baseURL} (model ${info.modelId}), because: ${info.fallbackReason}`);
     } else {
-      $('progress-text').textContent = `Loaded ${info.modelId}: ${fmtBytes(info.totalBytes)} of weights in ${secs} s ` +
-        `(100%); downloaded ${fmtBytes(info.networkBytes)}, from cache ${fmtBytes(info.cachedBytes)}`;
+      loadView.end(`Loaded ${info.modelId}: ${fmtBytes(info.totalBytes)} of weights in ${secs} s ` +
+        `(100%); downloaded ${fmtBytes(info.networkBytes)}, from cache ${fmtBytes(info.cachedBytes)}`, true);
     }
     $('adapter').textContent = describeBackend(info);
-    $<HTMLButtonElement>('send').disabled = false;
+    if (remember) rememberModel(remember);
   } catch (e) {
-    window.__demo.loadError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    const { text, offerFallback } = explain(e);
-    notice(text, true, offerFallback);
+    d.loadError = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    const { text, offerFallback } = await explain(e, { url, downloaded });
+    loadView.end('The load failed: see the message above.', false);
+    notice(text, { error: true, offerFallback });
   } finally {
-    $<HTMLButtonElement>('load').disabled = false;
+    d.loading = false;
+    updateControls();
     await refreshCache().catch(() => {});
   }
 }
 
-const KEY_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
-
-function describeAdapter(a: AdapterSummary): string {
-  const name = [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || 'unnamed adapter';
-  const key = KEY_FEATURES.map((f) => `${f} ${a.features.includes(f) ? 'yes' : 'no'}`).join(', ');
-  return `Adapter: ${name}${a.fallback ? ' (software fallback adapter: slow)' : ''}; ${key}; ` +
-    `max buffer ${fmtBytes(a.maxBufferSize)}, max storage binding ${fmtBytes(a.maxStorageBufferBindingSize)}, ` +
-    `workgroup storage ${fmtBytes(a.maxComputeWorkgroupStorageSize)}; all features: ${a.features.join(', ') || 'none'}`;
-}
-
-function describeBackend(info: LoadInfo): string {
-  return info.adapter ? describeAdapter(info.adapter) : `Backend: fallback endpoint (${info.modelId})`;
-}
-
 async function send(): Promise<void> {
-  const text = $<HTMLTextAreaElement>('prompt').value.trim();
-  if (!text || running) return;
-  $<HTMLTextAreaElement>('prompt').value = '';
+  const prompt = $<HTMLTextAreaElement>('prompt');
+  const text = prompt.value.trim();
+  if (!text || running || !engine || window.__demo.loading || window.__demo.deviceLost !== undefined) return;
+  prompt.value = '';
   history.push({ role: 'user', content: text });
-  const log = $('log');
-  const u = log.appendChild(document.createElement('div'));
-  u.className = 'msg user';
-  u.textContent = text;
-  const box = log.appendChild(document.createElement('div'));
-  box.className = 'msg assistant';
-  const details = box.appendChild(document.createElement('details'));
-  details.appendChild(document.createElement('summary')).textContent = 'Reasoning';
-  const reasoning = details.appendChild(document.createElement('div'));
-  const answer = box.appendChild(document.createElement('div'));
-  answer.className = 'answer';
+  chat.addUser(text);
+  const view = chat.addAssistant();
+  current = view;
   running = new AbortController();
-  window.__demo.generating = true;
-  window.__demo.lastAnswer = '';
-  window.__demo.chunks = 0;
-  $<HTMLButtonElement>('send').disabled = true;
-  $<HTMLButtonElement>('stop').disabled = false;
+  const d = window.__demo;
+  d.generating = true;
+  d.lastAnswer = '';
+  d.chunks = 0;
+  d.tokens = 0;
+  d.raw = false;
+  updateControls();
+  $('stop').focus();
   const t0 = performance.now();
   let first = 0;
-  let tokens = 0;
-  let content = '';
+  const stats = () => {
+    d.tokens = view.tokens;
+    d.raw = view.raw;
+    const n = Math.max(view.tokens, d.chunks);
+    const decodeS = (performance.now() - first) / 1000;
+    $('stats').textContent = first ? `${n} tokens · TTFT ${(first - t0).toFixed(0)} ms · ${n > 1 && decodeS > 0 ? ((n - 1) / decodeS).toFixed(1) : '–'} tokens/s` : '';
+  };
+  const timer = setInterval(stats, 250);
+  let end: { stopped?: boolean; error?: string } = {};
   try {
-    const stream = await engine!.chat.completions.create(
-      { model: window.__demo.loaded?.modelId, messages: history, stream: true, reasoning_effort: $<HTMLSelectElement>('effort').value as 'low' | 'medium' | 'high' },
+    const stream = await engine.chat.completions.create(
+      { model: d.loaded?.modelId, messages: history, stream: true, reasoning_effort: $<HTMLSelectElement>('effort').value as 'low' | 'medium' | 'high' },
       { signal: running.signal },
     );
     for await (const chunk of stream) {
-      const d = chunk.choices[0]?.delta;
-      if (!d || (!d.content && !d.reasoning_content)) continue;
-      tokens++;
-      window.__demo.chunks++;
-      if (!first) first = performance.now();
-      if (d.reasoning_content) reasoning.textContent += d.reasoning_content;
-      if (d.content) {
-        content += d.content;
-        answer.textContent = content;
-        window.__demo.lastAnswer = content;
+      const delta = chunk.choices[0]?.delta;
+      if (!delta || (!delta.content && !delta.reasoning_content)) continue;
+      d.chunks++;
+      first ||= performance.now();
+      if (delta.reasoning_content) view.reasoning(delta.reasoning_content);
+      if (delta.content) {
+        view.content(delta.content);
+        d.lastAnswer = view.text;
       }
-      const decodeS = (performance.now() - first) / 1000;
-      $('stats').textContent = `TTFT ${(first - t0).toFixed(0)} ms · ${tokens > 1 && decodeS > 0 ? ((tokens - 1) / decodeS).toFixed(1) : '–'} tokens/s`;
     }
-    if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
+    if (running.signal.aborted) end = { stopped: true };
   } catch (e) {
     // Stop rejects the stream with the signal's AbortError, as the library's streams do.
-    if (running.signal.aborted) answer.textContent = `${content} [stopped]`;
-    else answer.textContent = `${content}\n[error: ${e instanceof Error ? e.message : String(e)}]`;
+    if (running.signal.aborted) end = { stopped: true };
+    else end = { error: e instanceof Error ? e.message : String(e) };
     if (e instanceof DeviceLostError) deviceLost(e);
   } finally {
-    history.push({ role: 'assistant', content });
+    clearInterval(timer);
+    first ||= view.tokens ? performance.now() : 0;
+    view.finish(end);
+    stats();
+    current = undefined;
+    history.push({ role: 'assistant', content: view.text });
     running = undefined;
-    window.__demo.generating = false;
-    $<HTMLButtonElement>('send').disabled = window.__demo.deviceLost !== undefined;
-    $<HTMLButtonElement>('stop').disabled = true;
+    d.generating = false;
+    updateControls();
+    prompt.focus();
   }
 }
 
-/** Paths on this site (./x, /x, x/) become absolute URLs; `owner/name` stays a Hugging Face repo id. */
-function modelInput(v: string): string {
-  if (/^https?:\/\//i.test(v)) return v;
-  if (/^\.{0,2}\//.test(v) || v.endsWith('/')) return new URL(v, location.href).toString();
-  return v;
+/** A new conversation: stops any answer and empties the transcript and the history. */
+function newChat(): void {
+  running?.abort();
+  history.length = 0;
+  chat.clear();
+  $('stats').textContent = '';
+  updateControls();
+  $('prompt').focus();
 }
 
-$('load').onclick = () => void load(modelInput($<HTMLInputElement>('model').value.trim()));
+async function loadFromField(): Promise<void> {
+  const v = $<HTMLInputElement>('model').value.trim();
+  if (!v) {
+    notice('Choose a model or type its URL, path or Hugging Face repo id first.', { error: true });
+    $('model').focus();
+    return;
+  }
+  await load(await modelLocation(v), v);
+}
+
+$('load').onclick = () => void loadFromField();
+$('model').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter') void loadFromField();
+});
 $('pick').onclick = async () => {
   const pick = (window as unknown as { showDirectoryPicker?: () => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
   // Without the File System Access API (Firefox, Safari), a folder <input> gives the files.
@@ -321,23 +318,31 @@ $<HTMLInputElement>('folder-input').onchange = () => {
   const files = [...($<HTMLInputElement>('folder-input').files ?? [])];
   if (files.length > 0) void load(files);
 };
-$('send').onclick = () => void send();
+$('composer').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void send();
+});
+$('prompt').addEventListener('keydown', (e) => {
+  // Enter sends, Shift+Enter is a new line; an IME composing text keeps its Enter.
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    void send();
+  }
+});
 $('stop').onclick = () => running?.abort();
+$('new-chat').onclick = newChat;
 $('recover').onclick = () => void recover();
-$('clear-cache').onclick = async () => {
-  await clearCache();
-  await refreshCache();
-};
 $('fallback-form').onsubmit = (e) => e.preventDefault();
 $('use-fallback').onclick = () => {
   if (!fallbackEndpoint()) {
     ($('settings') as HTMLDetailsElement).open = true;
     $('fallback-url').focus();
-    notice('Enter the fallback endpoint\'s base URL (and model, API key) under Settings, then press the button again.', true, true);
+    notice('Enter the fallback endpoint\'s base URL (and model, API key) under Settings, then press the button again.', { error: true, offerFallback: true });
     return;
   }
-  void load(modelInput($<HTMLInputElement>('model').value.trim()));
+  void loadFromField();
 };
+
 /** Says at once when this browser cannot run the model itself, before anything is downloaded. */
 async function checkWebGpu(): Promise<void> {
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
@@ -345,22 +350,15 @@ async function checkWebGpu(): Promise<void> {
   if (!a) {
     const why = gpu ? 'the browser offers no WebGPU adapter (the GPU or its driver may be blocklisted, or WebGPU is switched off)' : 'this browser has no navigator.gpu';
     window.__demo.webgpu = false;
-    notice(explain(new GpuUnavailableError(why)).text, true, true);
+    notice((await explain(new GpuUnavailableError(why), { downloaded: 0 })).text, { error: true, offerFallback: true });
     return;
   }
   window.__demo.webgpu = true;
-  // What the browser offers, before any load (the worker's device reports the same adapter).
-  if (!window.__demo.loaded) {
-    const info = a.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-    $('adapter').textContent = describeAdapter({
-      vendor: info.vendor, architecture: info.architecture, description: info.description, features: [...a.features].sort(),
-      maxBufferSize: a.limits.maxBufferSize, maxStorageBufferBindingSize: a.limits.maxStorageBufferBindingSize,
-      maxComputeWorkgroupStorageSize: a.limits.maxComputeWorkgroupStorageSize,
-      fallback: info.isFallbackAdapter === true || info.architecture === 'swiftshader',
-    });
-  }
+  if (!window.__demo.loaded) $('adapter').textContent = describeAdapter(adapterSummary(a));
 }
+
+setUpModelPicker(contextLimit);
+setUpCachePanel();
+updateControls();
 void checkWebGpu();
-const q = new URLSearchParams(location.search).get('model');
-if (q) $<HTMLInputElement>('model').value = q;
 void refreshCache().catch(() => {});

@@ -42,18 +42,35 @@ export interface LoadInfo extends LoadStats {
   fallbackReason?: string;
 }
 
-/** The worker engine's progress, with the download cache's counts added by the demo worker. */
 /** The engine's load progress (phases tokenizer, compile, weights, verify; with the file) and the download cache's byte counts. */
 export interface ProgressInfo {
   phase?: 'tokenizer' | 'compile' | 'weights' | 'verify';
   file?: string;
+  /** Nothing of this phase came from the network so far. */
+  fromCache?: boolean;
   bytesDone: number;
   bytesTotal: number;
   networkBytes?: number;
   cachedBytes?: number;
 }
 
-/** The demo worker's own messages (the library's carry its channel field, these a `demo` one). */
+/** Downloads above this many bytes are asked about first. */
+export const ASK_ABOVE_BYTES = 1e9;
+
+/**
+ * The demo worker's own messages (the library's carry its channel field, these a `demo` one):
+ * a notice, the load's statistics, each generated token's text (before harmony parsing: shown
+ * when the output is not harmony), and a question before a large download.
+ */
 export type DemoMessage =
   | { demo: 'notice'; text: string }
-  | { demo: 'loaded'; stats: LoadStats };
+  | { demo: 'loaded'; stats: LoadStats }
+  | { demo: 'token'; text: string }
+  | { demo: 'ask-download'; id: number; bytes: number; model: string };
+
+/** The page's answer to 'ask-download'. */
+export interface DownloadAnswer {
+  demo: 'download-answer';
+  id: number;
+  ok: boolean;
+}

@@ -51,6 +51,11 @@ export interface RunOptions {
    * (guardrails stop a blocked answer with it).
    */
   stop?: AbortSignal;
+  /**
+   * Sees each generated token and its decoded text before the harmony parser does: what a model
+   * that does not write harmony (a random or foreign checkpoint) said, which no delta carries.
+   */
+  onToken?: (id: number, text: string) => void;
 }
 
 /**
@@ -240,7 +245,10 @@ function usageOf(prep: Prepared, r: RunResult, t0: number): ChatCompletionUsage 
 }
 
 /** Generates under the GPU lock, calling `emit` with each delta as tokens arrive. */
-async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void, signal?: AbortSignal, timeLimitMs?: number, stop?: AbortSignal): Promise<RunResult> {
+async function run(
+  b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void, signal?: AbortSignal, timeLimitMs?: number, stop?: AbortSignal,
+  onToken?: RunOptions['onToken'],
+): Promise<RunResult> {
   return b.queue.run(async () => {
     const mapper = new ChannelMapper(prep.stops);
     const parser = new HarmonyParser();
@@ -267,7 +275,9 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
         signal: stopSignal,
         onToken: (id) => {
           firstTokenAt ||= performance.now();
-          handle(parser.push(id, dec.push(id)));
+          const text = dec.push(id);
+          onToken?.(id, text);
+          handle(parser.push(id, text));
         },
       });
     } catch (e) {
@@ -294,7 +304,7 @@ async function run(b: LocalChatBackend, prep: Prepared, emit: (d: Delta) => void
 export async function createCompletion(b: LocalChatBackend, p: ChatCompletionCreateParams, o: RunOptions = {}): Promise<ChatCompletion> {
   const t0 = performance.now();
   const prep = await prepareRequest(b, p, o);
-  const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs, o.stop);
+  const r = await run(b, prep, () => {}, o.signal ?? p.signal, o.timeLimitMs, o.stop, o.onToken);
   const m = r.mapper;
   return {
     id: `chatcmpl-${randomId(24)}`,
@@ -343,7 +353,7 @@ export async function streamCompletion(b: LocalChatBackend, p: ChatCompletionCre
         wake?.();
       };
       push(chunk({ role: 'assistant', content: '' }));
-      run(b, prep, (d) => push(chunk(d)), sig, o.timeLimitMs, o.stop).then(
+      run(b, prep, (d) => push(chunk(d)), sig, o.timeLimitMs, o.stop, o.onToken).then(
         (r) => {
           push(chunk({}, r.finishReason));
           if (prep.includeUsage) {
