@@ -176,7 +176,7 @@ export class GpuSession {
   async append(tokens: number[], want: 'none' | 'last' | 'all' = 'none'): Promise<Float32Array | undefined> {
     this.checkIdle();
     const c = this.model.config;
-    if (want === 'all' && this.lmHeadAll.length === 0) throw new Error('logits of every position need a session created with allLogits');
+    if (want === 'all' && this.logitRows === 1) throw new Error('logits of every position need a session created with allLogits');
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${c.vocabSize})`);
     }
