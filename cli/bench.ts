@@ -109,14 +109,14 @@ export const command = {
         if (need > m.contextLimit) throw new UsageError(`these tests need a context of ${need} tokens, over the context limit ${m.contextLimit} (raise it with --context)`);
         if (values.profile && !hasTimestamps(g.device)) throw new TimestampQueryUnavailableError();
         const i = g.info;
-        const adapter = { vendor: i.vendor, architecture: i.architecture, description: i.description, f16: g.f16, fallback: g.fallback, features: i.features,
+        const adapter = { vendor: i.vendor, architecture: i.architecture, description: i.description, f16: g.f16, subgroups: g.subgroups, fallback: g.fallback, features: i.features,
           maxBufferSize: i.maxBufferSize, maxStorageBufferBindingSize: i.maxStorageBufferBindingSize };
         const bytes = decodeWeightBytes(m.config, m.weightFormat);
         const params = paramCount(m.config);
         const header = [
           `gptoss bench: measured on THIS machine, in this run (${new Date().toISOString()}; node ${process.version} ${process.platform}-${process.arch})`,
           `adapter:  vendor ${show(i.vendor)}, architecture ${show(i.architecture)}, description ${show(i.description)}; ` +
-            `shader-f16 ${yes(g.f16)}, timestamp-query ${yes(hasTimestamps(g.device))}, fallback (CPU) adapter ${yes(g.fallback)}`,
+            `shader-f16 ${yes(g.f16)}, subgroups ${g.subgroups ? `yes (sizes ${g.subgroupMinSize ?? '?'}-${g.subgroupMaxSize ?? '?'}${g.fallback ? ', not used on a CPU adapter' : ', used by the decode kernels'})` : 'no'}, timestamp-query ${yes(hasTimestamps(g.device))}, fallback (CPU) adapter ${yes(g.fallback)}`,
           `model:    ${synthetic ? `synthetic ${synthetic.preset}, seed ${SEED}, ${synthetic.dir ? `written to ${synthetic.dir}` : 'generated on demand (not on disk)'}` : loaded.ck.source.description}`,
           `shape:    ${describeConfig(m.config)}; ${formatParams(params)} parameters`,
           `weights:  ${formatBytes(m.plan.weightBytes)} (${m.plan.weightBytes} bytes); KV cache ${m.kvFormat}, context ${m.contextLimit}, prefill batch ${m.maxBatch}`,

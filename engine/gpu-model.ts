@@ -136,7 +136,9 @@ export class GpuModel {
     );
     options.onCompileProgress?.(0, 1);
     const pipelines = PipelineCache.for(gpu.device);
-    const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize);
+    // Subgroup reductions on GPUs that grant them; CPU adapters keep the barrier-free variants.
+    const subgroups = gpu.subgroups && !gpu.fallback;
+    const kernels = buildKernels(pipelines, c, plan, gpu.fallback ? 'simple' : 'tiled', gpu.device.limits.maxComputeWorkgroupStorageSize, subgroups);
     // A kernel the device refuses (WGSL or pipeline validation) fails the load, naming the kernel.
     await pipelines.verify();
     options.onCompileProgress?.(1, 1);
@@ -191,13 +193,15 @@ export class GpuModel {
   }
 }
 
-function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, variant: 'tiled' | 'simple', wgMemory: number): ModelKernels {
+function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, variant: 'tiled' | 'simple', wgMemory: number, subgroups: boolean): ModelKernels {
   const H = c.hiddenSize, D = c.headDim, nq = c.numHeads, nkv = c.numKvHeads;
   const qkvRows = (nq + 2 * nkv) * D;
   const fmt = plan.options.kvFormat;
   const chunks = (param: 'embed' | 'lm_head') => plan.weights.find((w) => w.param === param)!.chunks!;
   const stage = (k: number) => matvecStageBytes(k) <= wgMemory;
-  const mv = { variant, accumulate: false, bias: false } as const;
+  // Subgroup reductions apply to the tiled decode kernels only.
+  const sg = subgroups && variant === 'tiled';
+  const mv = { variant, accumulate: false, bias: false, subgroups: sg } as const;
   const lmChunks = chunks('lm_head').map((ch) => ch.rows);
   const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
   const prefillAttn = (window: number) => new AttentionKernel(cache, { ...attn(window), qStride: qkvRows, variant });
@@ -219,7 +223,7 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     router: new Bf16MatmulKernel(cache, { inDim: H, outDim: c.numExperts, bias: true, accumulate: false, variant }),
     topk: new TopkSoftmaxKernel(cache, { experts: c.numExperts, k: c.expertsPerToken }),
     moe: groupedMoe(cache, c, variant === 'tiled' && moeGroupedStageBytes(MOE_TILE) <= wgMemory ? 'tiled' : 'simple'),
-    down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken }),
+    down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, subgroups: sg }),
     embed: chunks('embed').map((ch) => new EmbedKernel(cache, { hidden: H, rows: ch.rows, rowStart: ch.rowStart })),
     lmHead: chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant })),
     sample: new SampleKernel(cache, { vocab: c.vocabSize }),
@@ -228,9 +232,10 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
       attnSliding: new DecodeAttentionKernel(cache, attn(c.slidingWindow)),
       attnFull: new DecodeAttentionKernel(cache, attn(0)),
       o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D) }),
-      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps }),
+      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg }),
       gateUp: new MoeGateUpKernel(cache, {
         hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha, normEps: c.rmsNormEps, stageNorm: variant === 'tiled',
+        subgroups: sg,
       }),
       lmHead,
       sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount),

@@ -17,10 +17,12 @@
  *
  * A workgroup of 256 threads computes ROWS rows, LANES threads per row striding over K, 8 values
  * per 16-byte load. x (normalised and scaled by g) is staged once per workgroup in workgroup
- * memory when `stageX` (the engine sets it when K floats fit the adapter's limit).
+ * memory when `stageX` (the engine sets it when K floats fit the adapter's limit). A row's LANES
+ * partial sums meet through workgroup memory, or with `subgroups` through subgroup shuffles and
+ * adds (then threads are numbered by subgroup slot, common.ts subgroupFns, not by local index).
  * Assumes K % 8 == 0.
  */
-import { BF16_FNS } from './common.ts';
+import { BF16_FNS, requireSubgroups, SUBGROUP_ARGS, subgroupFns } from './common.ts';
 import { bindBuffers, f32Literal, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 import { SAMPLE_NOISE_FNS, SAMPLE_PARAMS_STRUCT } from './sample.ts';
 
@@ -60,6 +62,12 @@ export interface MatvecParams {
    * int8 [rows, K] then f32 [rows, K/32] in the same buffer); K % 32 == 0. Default 'bf16'.
    */
   weights?: 'bf16' | 'q8';
+  /**
+   * 'tiled' only: reduce the row dot products (and the norm's sum of squares) with subgroup
+   * operations (common.ts subgroupFns) instead of through workgroup memory. The device must
+   * have been granted `subgroups`; the engine sets it on GPUs that offer them.
+   */
+  subgroups?: boolean;
 }
 
 const SIMPLE_WG = 64;
@@ -127,7 +135,7 @@ fn dot_row_w${c}(row: u32, lane: u32) -> f32 {
   }
   return a;
 }`).join('');
-  return /* wgsl */ `
+  return /* wgsl */ `${p.subgroups ? 'enable subgroups;' : ''}
 ${BF16_FNS}
 ${p.candidates ? `${SAMPLE_PARAMS_STRUCT}\n${SAMPLE_NOISE_FNS}` : ''}
 const K: u32 = ${K}u;
@@ -139,9 +147,10 @@ const ROWS: u32 = ${ROWS}u;
 const LANES: u32 = ${simple ? 1 : LANES}u;
 ${bindings.filter(Boolean).join('\n')}
 ${p.stageX && !simple ? `var<workgroup> xs: array<vec4<f32>, ${K / 4}>;` : ''}
-${simple ? '' : `var<workgroup> red: array<f32, ${WG}>;
-var<workgroup> rowsum: array<f32, ${WG}>;
-var<workgroup> best_v: array<f32, ${ROWS}>;`}
+${simple || p.subgroups ? '' : `var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> rowsum: array<f32, ${WG}>;`}
+${simple ? '' : `var<workgroup> best_v: array<f32, ${ROWS}>;`}
+${p.subgroups ? subgroupFns(WG) : ''}
 
 const K16: u32 = ${K / 16}u;
 fn i8x4(w: u32) -> vec4<f32> {
@@ -181,19 +190,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 function tiledMain(p: MatvecParams, N: number, norm: boolean, rowDot: string): string {
-  return /* wgsl */ `
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let group = wg.x + wg.y * nwg.x;
-  if (group * ROWS >= N) { return; }
-  var ss = 0.0;
-  for (var i = lid; i < K4; i += ${WG}u) {
-    let v = x[i];
-    ${norm ? 'ss += dot(v, v);' : ''}
-    ${p.stageX ? 'xs[i] = v * gain4(i);' : ''}
-  }
-  ${norm ? `// Two-level sum: 16 partial sums of 16, then every thread adds the 16.
+  const sg = !!p.subgroups;
+  const eps = norm ? f32Literal(p.normEps!) : '';
+  // 1/rms of x: the workgroup-memory path sums squares while staging x (two-level sum); the
+  // subgroup path sums them by t once the slots are known, so the order is fixed.
+  const normWg = norm ? `// Two-level sum: 16 partial sums of 16, then every thread adds the 16.
   red[lid] = ss;
   workgroupBarrier();
   if (lid < 16u) {
@@ -204,27 +205,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   workgroupBarrier();
   var total = 0.0;
   for (var j = 0u; j < 16u; j++) { total += rowsum[j]; }
-  let scale = inverseSqrt(total / f32(K) + ${f32Literal(p.normEps!)});
+  let scale = inverseSqrt(total / f32(K) + ${eps});
   workgroupBarrier();` : `workgroupBarrier();
-  let scale = 1.0;`}
-
-  let r = lid / LANES;
-  let lane = lid % LANES;
-  let o = group * ROWS + r;
-  var acc = 0.0;
-  if (o < N) { ${rowDot} }
-  rowsum[lid] = acc;
-  workgroupBarrier();
-  if (lane == 0u) {
-    var t = 0.0;
-    for (var j = 0u; j < LANES; j++) { t += rowsum[lid + j]; }
-    var v = t * scale;
+  let scale = 1.0;`;
+  const normSg = `workgroupBarrier();
+  let t = sg_index(taken, sl, sz);
+  ${norm ? `var sq = 0.0;
+  for (var i = t; i < K4; i += ${WG}u) { let v = x[i]; sq += dot(v, v); }
+  let scale = inverseSqrt(sg_run_sum(sq, t, sz, ${WG}u) / f32(K) + ${eps});` : 'let scale = 1.0;'}`;
+  const epilogue = /* wgsl */ `
+    var v = rs * scale;
     ${p.bias ? 'if (o < N) { v += bf16_at(bias[o / 2u], (o & 1u) == 1u); }' : ''}
     if (o < N) { ${p.accumulate ? 'out[OFFSET + o] += v;' : 'out[OFFSET + o] = v;'} }
     ${p.candidates ? `var score = v;
     if (prm.temperature != 0.0 && prm.top_k != 1u) { score = gumbel_score(v, o); }
-    best_v[r] = score;` : ''}
+    best_v[r] = score;` : ''}`;
+  return /* wgsl */ `
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32${sg ? `, ${SUBGROUP_ARGS}` : ''}) {
+  let group = wg.x + wg.y * nwg.x;
+  if (group * ROWS >= N) { return; }
+  ${sg ? 'let taken = sg_take();' : ''}
+  var ss = 0.0;
+  for (var i = lid; i < K4; i += ${WG}u) {
+    let v = x[i];
+    ${norm && !sg ? 'ss += dot(v, v);' : ''}
+    ${p.stageX ? 'xs[i] = v * gain4(i);' : ''}
   }
+  ${sg ? normSg : normWg}
+
+  let r = ${sg ? 't' : 'lid'} / LANES;
+  let lane = ${sg ? 't' : 'lid'} % LANES;
+  let o = group * ROWS + r;
+  var acc = 0.0;
+  if (o < N) { ${rowDot} }
+  ${sg ? `let rs = sg_run_sum(acc, t, sz, LANES);
+  if (lane == 0u) {${epilogue}
+  }` : `rowsum[lid] = acc;
+  workgroupBarrier();
+  if (lane == 0u) {
+    var rs = 0.0;
+    for (var j = 0u; j < LANES; j++) { rs += rowsum[lid + j]; }${epilogue}
+  }`}
   ${p.candidates ? `workgroupBarrier();
   if (lid == 0u) {
     // Best of this workgroup's rows; ties go to the lower row (rows ascend with r).
@@ -261,11 +284,14 @@ export class MatvecKernel {
     const rpg = p.rowsPerGroup ?? MATVEC_ROWS;
     if (!Number.isInteger(Math.log2(rpg)) || rpg < 1 || rpg > WG) throw new Error(`f32_bf16w_matvec: rowsPerGroup ${rpg} must be a power of two from 1 to ${WG}`);
     if (p.chunkRows.length < 1 || p.chunkRows.some((r) => !(r >= 1))) throw new Error(`f32_bf16w_matvec: bad chunk rows ${p.chunkRows}`);
+    if (p.subgroups && p.variant === 'simple') throw new Error(`f32_bf16w_matvec: subgroups apply to the 'tiled' variant only`);
+    if (p.subgroups) requireSubgroups(cache.device, 'f32_bf16w_matvec');
     this.rows = p.chunkRows.reduce((a, b) => a + b, 0);
     this.key = kernelKey(p.weights === 'q8' ? 'f32_q8w_matvec' : 'f32_bf16w_matvec', {
       k: p.inDim, n: p.chunkRows.join('+'), bias: p.bias, acc: p.accumulate, norm: p.normEps, o: p.outOffset || undefined, cand: p.candidates,
       stage: p.stageX && p.variant !== 'simple', simple: p.variant === 'simple',
       rows: p.variant !== 'simple' && p.rowsPerGroup !== undefined && p.rowsPerGroup !== MATVEC_ROWS ? p.rowsPerGroup : undefined,
+      sg: p.subgroups,
     });
     this.pipeline = cache.get(this.key, () => matvecSource(p));
   }

@@ -10,10 +10,12 @@
  *
  * Work split shared by both kernels: a workgroup of 256 threads is ROWS rows x LANES lanes; the
  * lanes of a row stride over its 32-element blocks (each lane decodes whole blocks: 4 words,
- * one scale), then a tree reduction within the row's lanes. LANES is the block count rounded up
- * to a power of two, at most 32, so small shapes do not leave most threads idle.
+ * one scale), then a tree reduction within the row's lanes in workgroup memory, or with
+ * `subgroups` subgroup shuffles and adds (threads then numbered by subgroup slot, see common.ts
+ * subgroupFns). LANES is the block count rounded up to a power of two, at most 32, so small
+ * shapes do not leave most threads idle.
  */
-import { BF16_FNS, STEP_STRUCT } from './common.ts';
+import { BF16_FNS, requireSubgroups, STEP_STRUCT, SUBGROUP_ARGS, subgroupFns } from './common.ts';
 import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 256;
@@ -23,6 +25,12 @@ export interface MoeParams {
   intermediate: number;
   /** Experts per token. */
   k: number;
+  /**
+   * Reduce each row's lanes with subgroup operations (common.ts subgroupFns) instead of a tree
+   * in workgroup memory (and, for the staged norm, its sum of squares). The device must have
+   * been granted `subgroups`; the engine sets it on GPUs that offer them.
+   */
+  subgroups?: boolean;
 }
 
 export interface MoeGateUpParams extends MoeParams {
@@ -114,7 +122,32 @@ export function moeGateUpSource(p: MoeGateUpParams): string {
   const rows = WG / lanes;
   const norm = p.normEps !== undefined;
   const stage = norm && p.stageNorm !== false;
-  return /* wgsl */ `
+  const sg = !!p.subgroups;
+  const eps = norm ? f32Literal(p.normEps!) : '';
+  // The staged norm's sum of squares: summed while staging (workgroup memory), or by t once the
+  // subgroup slots are known (a fixed order).
+  const stagedNorm = sg ? `  workgroupBarrier();
+  let t = sg_index(taken, sl, sz);
+  var sq = 0.0;
+  for (var i = t; i < H / 4u; i += ${WG}u) { let v = h[xb + i]; sq += dot(v, v); }
+  let scale = inverseSqrt(sg_run_sum(sq, t, sz, ${WG}u) / f32(H) + ${eps});` : `  partial[lid] = ss;
+  workgroupBarrier();
+  // Two-level sum: 16 partial sums of 16 (all read before any is written back), then every
+  // thread adds the 16.
+  var t = 0.0;
+  if (lid < 16u) {
+    for (var j = 0u; j < 16u; j++) { t += partial[lid * 16u + j]; }
+  }
+  workgroupBarrier();
+  if (lid < 16u) { partial[lid] = t; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var j = 0u; j < 16u; j++) { total += partial[j]; }
+  let scale = inverseSqrt(total / f32(H) + ${eps});
+  workgroupBarrier();`;
+  const slots = sg ? `  workgroupBarrier();
+  let t = sg_index(taken, sl, sz);\n` : '';
+  return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
 ${STEP_STRUCT}
 ${BF16_FNS}
 const H: u32 = ${p.hidden}u;
@@ -138,58 +171,51 @@ fn gain4(i: u32) -> vec4<f32> {
 }` : ''}
 ${stage ? `var<workgroup> xs: array<vec4<f32>, ${p.hidden / 4}>;` : ''}
 ${norm && !stage ? `fn xg(i: u32) -> vec4<f32> { return h[i] * gain4(i % (H / 4u)); }` : ''}
-var<workgroup> partial: array<f32, ${WG}>;
+var<workgroup> partial: array<f32, ${sg ? rows : WG}>;
+${sg ? subgroupFns(WG) : ''}
 ${mxfp4Fns(stage ? 'xs' : norm ? 'xg' : 'h', !stage && norm)}
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${sg ? `, ${SUBGROUP_ARGS}` : ''}) {
   let tj = wg.y;
   if (tj / K >= step.n_tokens) { return; }
   let e = ids[tj];
-  let r = lid / LANES;
-  let lane = lid % LANES;
-  let unit = wg.x * ${rows / 2}u + r / 2u;
-  let row = 2u * unit + (r & 1u);         // row of W1[e]: even = gate, odd = linear
-  let grow = e * 2u * I + row;            // row across experts
-${stage ? `  // The token's RMSNorm, folded in: xs = x * gain, and the 1/rms factor applied to each dot.
+${sg ? '  let taken = sg_take();\n' : ''}${stage ? `  // The token's RMSNorm, folded in: xs = x * gain, and the 1/rms factor applied to each dot.
   let xb = (tj / K) * (H / 4u);
   var ss = 0.0;
   for (var i = lid; i < H / 4u; i += ${WG}u) {
     let v = h[xb + i];
-    ss += dot(v, v);
+    ${sg ? '' : 'ss += dot(v, v);'}
     xs[i] = v * gain4(i);
   }
-  partial[lid] = ss;
-  workgroupBarrier();
-  // Two-level sum: 16 partial sums of 16 (all read before any is written back), then every
-  // thread adds the 16.
-  var t = 0.0;
-  if (lid < 16u) {
-    for (var j = 0u; j < 16u; j++) { t += partial[lid * 16u + j]; }
-  }
-  workgroupBarrier();
-  if (lid < 16u) { partial[lid] = t; }
-  workgroupBarrier();
-  var total = 0.0;
-  for (var j = 0u; j < 16u; j++) { total += partial[j]; }
-  let scale = inverseSqrt(total / f32(H) + ${f32Literal(p.normEps!)});
-  workgroupBarrier();
-  let hv = 0u;` : norm ? `  // The token's RMSNorm, folded in: every invocation computes 1/rms itself (no barriers).
+${stagedNorm}
+  let hv = 0u;` : norm ? `${slots}  // The token's RMSNorm, folded in: every invocation computes 1/rms itself (no barriers).
   let xb = (tj / K) * (H / 4u);
   var ss = 0.0;
   for (var i = 0u; i < H / 4u; i++) { let v = h[xb + i]; ss += dot(v, v); }
-  let scale = inverseSqrt(ss / f32(H) + ${f32Literal(p.normEps!)});
-  let hv = xb;` : `  let scale = 1.0;
+  let scale = inverseSqrt(ss / f32(H) + ${eps});
+  let hv = xb;` : `${slots}  let scale = 1.0;
   let hv = (tj / K) * (H / 4u);`}
+  let r = ${sg ? 't' : 'lid'} / LANES;
+  let lane = ${sg ? 't' : 'lid'} % LANES;
+  let unit = wg.x * ${rows / 2}u + r / 2u;
+  let row = 2u * unit + (r & 1u);         // row of W1[e]: even = gate, odd = linear
+  let grow = e * 2u * I + row;            // row across experts
   var acc = 0.0;
   if (unit < I) {
     for (var g = lane; g < G; g += LANES) { acc += block_dot(grow * G + g, hv + g * 8u); }
   }
-  partial[lid] = acc;
+${sg ? `  // Row sums by subgroup; gate and linear rows may sit in different subgroups: one per row in partial.
+  let rs = sg_run_sum(acc, t, sz, LANES);
+  if (lane == 0u) { partial[r] = rs; }
+  workgroupBarrier();
+  if (lane == 0u && (r & 1u) == 0u && unit < I) {
+    let u_glu = partial[r] * scale + bias_at(grow);
+    let u_lin = partial[r + 1u] * scale + bias_at(grow + 1u);` : `  partial[lid] = acc;
 ${reduceRows(lanes)}
   if (lane == 0u && (r & 1u) == 0u && unit < I) {
     let u_glu = partial[lid] * scale + bias_at(grow);
-    let u_lin = partial[lid + LANES] * scale + bias_at(grow + 1u);
+    let u_lin = partial[lid + LANES] * scale + bias_at(grow + 1u);`}
     let glu = min(u_glu, LIMIT);
     let lin = clamp(u_lin, -LIMIT, LIMIT);
     act[tj * I + unit] = glu / (1.0 + exp(-ALPHA * glu)) * (lin + 1.0);
@@ -210,7 +236,8 @@ ${reduceRows(lanes)}
 export function moeDownSource(p: MoeParams): string {
   const G = p.intermediate / 32;
   const lanes = lanesFor(G);
-  return /* wgsl */ `
+  const sg = !!p.subgroups;
+  return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
 ${STEP_STRUCT}
 ${BF16_FNS}
 const H: u32 = ${p.hidden}u;
@@ -226,15 +253,18 @@ const LANES: u32 = ${lanes}u;
 @group(0) @binding(5) var<storage, read> scales: array<u32>;
 @group(0) @binding(6) var<storage, read> bias: array<u32>;
 @group(0) @binding(7) var<storage, read_write> x: array<f32>;
-var<workgroup> partial: array<f32, ${WG}>;
+${sg ? subgroupFns(WG) : `var<workgroup> partial: array<f32, ${WG}>;`}
 ${mxfp4Fns('act')}
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${sg ? `, ${SUBGROUP_ARGS}` : ''}) {
   let t = wg.y;
   if (t >= step.n_tokens) { return; }
-  let r = lid / LANES;
-  let lane = lid % LANES;
+${sg ? `  let taken = sg_take();
+  workgroupBarrier();
+  let id = sg_index(taken, sl, sz);` : '  let id = lid;'}
+  let r = id / LANES;
+  let lane = id % LANES;
   let o = wg.x * ${WG / lanes}u + r;
   var acc = 0.0;
   if (o < H) {
@@ -247,12 +277,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       acc += weights[t * K + j] * s;
     }
   }
-  partial[lid] = acc;
+${sg ? '  let rs = sg_run_sum(acc, id, sz, LANES);' : `  partial[lid] = acc;
 ${reduceRows(lanes)}
+  let rs = partial[lid];`}
   if (lane == 0u && o < H) {
     var b = 0.0;
     for (var j = 0u; j < K; j++) { b += weights[t * K + j] * bias_at(ids[t * K + j] * H + o); }
-    x[t * H + o] += partial[lid] + b;
+    x[t * H + o] += rs + b;
   }
 }`;
 }
@@ -264,8 +295,10 @@ export class MoeGateUpKernel {
 
   constructor(cache: PipelineCache, readonly p: MoeGateUpParams) {
     checkShape(p);
+    if (p.subgroups) requireSubgroups(cache.device, 'f32_mf4w_moe_gateup_swiglu');
     this.key = kernelKey('f32_mf4w_moe_gateup_swiglu', {
       h: p.hidden, i: p.intermediate, k: p.k, limit: p.limit, alpha: p.alpha, norm: p.normEps, nostage: p.normEps !== undefined && p.stageNorm === false,
+      sg: p.subgroups,
     });
     this.unitsPerGroup = WG / lanesFor(p.hidden / 32) / 2;
     this.pipeline = cache.get(this.key, () => moeGateUpSource(p));
@@ -304,7 +337,8 @@ export class MoeDownKernel {
 
   constructor(cache: PipelineCache, readonly p: MoeParams) {
     checkShape(p);
-    this.key = kernelKey('f32_mf4w_moe_down_sum', { h: p.hidden, i: p.intermediate, k: p.k });
+    if (p.subgroups) requireSubgroups(cache.device, 'f32_mf4w_moe_down_sum');
+    this.key = kernelKey('f32_mf4w_moe_down_sum', { h: p.hidden, i: p.intermediate, k: p.k, sg: p.subgroups });
     this.rowsPerGroup = WG / lanesFor(p.intermediate / 32);
     this.pipeline = cache.get(this.key, () => moeDownSource(p));
   }

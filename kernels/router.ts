@@ -8,7 +8,7 @@
  * Selection is k passes over the logits, each taking the best entry that ranks strictly after the
  * previous pick in (value desc, index asc) order, so no "taken" mask is needed.
  */
-import { STEP_STRUCT } from './common.ts';
+import { requireSubgroups, STEP_STRUCT, SUBGROUP_ARGS, subgroupFns } from './common.ts';
 import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
 const WG = 64;
@@ -90,13 +90,21 @@ export class TopkSoftmaxKernel {
  *
  * Bindings: 0 x: array<vec4<f32>> [H/4]; 1 gain: bf16 [H] as array<u32>; 2 w: bf16 [E, H] as
  * array<vec4<u32>>; 3 bias: bf16 [E] as array<u32>; 4 ids: array<u32> [k] (out);
- * 5 weights: array<f32> [k] (out). One workgroup of 256 threads; H % 8 == 0.
+ * 5 weights: array<f32> [k] (out). One workgroup of 256 threads; H % 8 == 0. The norm's sum and
+ * the rows' lanes meet through workgroup memory (trees), or with `subgroups` through subgroup
+ * operations (common.ts subgroupFns).
  */
 export interface RouterDecodeParams {
   hidden: number;
   experts: number;
   k: number;
   normEps: number;
+  /**
+   * Reduce the norm's sum of squares and each row's lanes with subgroup operations (common.ts
+   * subgroupFns) instead of trees in workgroup memory. The device must have been granted
+   * `subgroups`; the engine sets it on GPUs that offer them.
+   */
+  subgroups?: boolean;
 }
 
 const RWG = 256;
@@ -105,7 +113,8 @@ export function routerDecodeSource(p: RouterDecodeParams): string {
   let lanes = 1;
   while (lanes * 2 * p.experts <= RWG && lanes < 64) lanes *= 2;
   const rowsPerRound = RWG / lanes;
-  return /* wgsl */ `
+  const sg = !!p.subgroups;
+  return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
 const H4: u32 = ${p.hidden / 4}u;
 const H8: u32 = ${p.hidden / 8}u;
 const E: u32 = ${p.experts}u;
@@ -118,7 +127,7 @@ const LANES: u32 = ${lanes}u;
 @group(0) @binding(4) var<storage, read_write> ids: array<u32>;
 @group(0) @binding(5) var<storage, read_write> weights: array<f32>;
 var<workgroup> xs: array<vec4<f32>, ${p.hidden / 4}>;
-var<workgroup> red: array<f32, ${RWG}>;
+${sg ? subgroupFns(RWG) : `var<workgroup> red: array<f32, ${RWG}>;`}
 var<workgroup> lg: array<f32, ${p.experts}>;
 
 fn lo(v: u32) -> f32 { return bitcast<f32>(v << 16u); }
@@ -126,14 +135,18 @@ fn hi(v: u32) -> f32 { return bitcast<f32>(v & 0xffff0000u); }
 fn bf16x4(a: u32, b: u32) -> vec4<f32> { return vec4<f32>(lo(a), hi(a), lo(b), hi(b)); }
 
 @compute @workgroup_size(${RWG})
-fn main(@builtin(local_invocation_index) lid: u32) {
-  var ss = 0.0;
+fn main(@builtin(local_invocation_index) lid: u32${sg ? `, ${SUBGROUP_ARGS}` : ''}) {
+${sg ? '  let taken = sg_take();\n' : ''}  var ss = 0.0;
   for (var i = lid; i < H4; i += ${RWG}u) {
     let v = x[i];
-    ss += dot(v, v);
+    ${sg ? '' : 'ss += dot(v, v);'}
     xs[i] = v * bf16x4(gain[2u * i], gain[2u * i + 1u]);
   }
-  red[lid] = ss;
+${sg ? `  workgroupBarrier();
+  // Threads numbered by subgroup slot; the sum of squares by that number (a fixed order).
+  let id = sg_index(taken, sl, sz);
+  for (var i = id; i < H4; i += ${RWG}u) { let v = x[i]; ss += dot(v, v); }
+  let scale = inverseSqrt(sg_run_sum(ss, id, sz, ${RWG}u) / f32(H4 * 4u) + ${f32Literal(p.normEps)});` : `  red[lid] = ss;
   workgroupBarrier();
   for (var s = ${RWG / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) { red[lid] += red[lid + s]; }
@@ -141,9 +154,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
   let scale = inverseSqrt(red[0] / f32(H4 * 4u) + ${f32Literal(p.normEps)});
   workgroupBarrier();
-  let lane = lid % LANES;
+  let id = lid;`}
+  let lane = id % LANES;
   for (var r0 = 0u; r0 < E; r0 += ${rowsPerRound}u) {
-    let row = r0 + lid / LANES;
+    let row = r0 + id / LANES;
     var acc = 0.0;
     if (row < E) {
       for (var u = lane; u < H8; u += LANES) {
@@ -151,15 +165,16 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         acc += dot(bf16x4(q.x, q.y), xs[2u * u]) + dot(bf16x4(q.z, q.w), xs[2u * u + 1u]);
       }
     }
-    red[lid] = acc;
+${sg ? '    let rs = sg_run_sum(acc, id, sz, LANES);' : `    red[lid] = acc;
     workgroupBarrier();
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
       if (lane < s) { red[lid] += red[lid + s]; }
       workgroupBarrier();
     }
+    let rs = red[lid];`}
     if (lane == 0u && row < E) {
       let bw = bias[row / 2u];
-      lg[row] = red[lid] * scale + select(lo(bw), hi(bw), (row & 1u) == 1u);
+      lg[row] = rs * scale + select(lo(bw), hi(bw), (row & 1u) == 1u);
     }
     workgroupBarrier();
   }
@@ -198,7 +213,8 @@ export class RouterDecodeKernel {
   constructor(cache: PipelineCache, readonly p: RouterDecodeParams) {
     if (!(p.k >= 1 && p.k <= p.experts)) throw new Error(`router: k=${p.k} must be in 1..E=${p.experts}`);
     if (p.hidden % 8 !== 0) throw new Error(`router: hidden ${p.hidden} must be a multiple of 8`);
-    this.key = kernelKey('f32_bf16w_router_topk', { h: p.hidden, e: p.experts, k: p.k, norm: p.normEps });
+    if (p.subgroups) requireSubgroups(cache.device, 'f32_bf16w_router_topk');
+    this.key = kernelKey('f32_bf16w_router_topk', { h: p.hidden, e: p.experts, k: p.k, norm: p.normEps, sg: p.subgroups });
     this.pipeline = cache.get(this.key, () => routerDecodeSource(p));
   }
 

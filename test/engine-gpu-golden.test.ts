@@ -73,6 +73,24 @@ for (const name of ['tiny', 'sharded']) {
       });
     }
 
+    // The GPU decode kernels, forced on this adapter, with the subgroup reductions a GPU that
+    // offers `subgroups` runs (SwiftShader grants them, 4 invocations per subgroup). One golden:
+    // compiling the GPU variants takes SwiftShader about a minute.
+    if (name === 'tiny') it('f32 cache: the GPU decode kernels (subgroup reductions where granted), one token at a time', async () => {
+      const gpu = await testGpu();
+      const model = await GpuModel.load(ck, { ...gpu, fallback: false }, { kvFormat: 'f32', maxBatch: 5, contextLimit: 32 });
+      models.push(model);
+      console.log(`${name}: subgroups ${gpu.subgroups ? `granted (sizes ${gpu.subgroupMinSize}-${gpu.subgroupMaxSize})` : 'not offered'}; lm_head ${model.kernels.decode.lmHead.key}`);
+      for (const k of [model.kernels.decode.qkv, model.kernels.decode.lmHead, model.kernels.decode.router, model.kernels.decode.gateUp, model.kernels.down]) {
+        expect(k.key.endsWith('_sg'), `${k.key}: the subgroup variant exactly when the device has subgroups`).toBe(gpu.subgroups);
+      }
+      const session = new GpuSession(model);
+      const got = new Float32Array(g.logits.length);
+      for (let i = 0; i < g.tokens.length; i++) got.set(await session.decodeLogits(g.tokens[i]!), i * g.vocab);
+      expectClose(`${name} f32 decode kernels (tiled${gpu.subgroups ? ', subgroups' : ''}) vs golden`, g.logits, got, g.vocab, TOL);
+      session.dispose();
+    });
+
     it('q8 cache: matches the reference with the same 8-bit cache rounding', async () => {
       const model = await GpuModel.load(ck, await testGpu(), { kvFormat: 'q8', maxBatch: 5, contextLimit: 32 });
       models.push(model);

@@ -6,7 +6,7 @@ import { KERNEL_FAMILIES } from './kernels/index.ts';
 describe('kernels (Node + Dawn)', async () => {
   it('has a WebGPU adapter', async () => {
     const gpu = await testGpu();
-    console.log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description}; f16: ${gpu.f16}`);
+    console.log(`adapter: ${gpu.info.vendor} ${gpu.info.architecture} ${gpu.info.description}; f16: ${gpu.f16}; subgroups: ${gpu.subgroups ? `sizes ${gpu.subgroupMinSize ?? "?"}-${gpu.subgroupMaxSize ?? "?"}` : "no"}`);
   });
   for (const [family, run] of Object.entries(KERNEL_FAMILIES)) {
     it(family, async () => {

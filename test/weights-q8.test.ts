@@ -3,7 +3,8 @@
  *
  * The implementation is pinned exactly: the GPU logits equal the CPU reference whose lm_head is
  * the same quantised bytes dequantised (2e-3, the golden tolerance), on every path that reads
- * lm_head (decode step, last position of a prefill, every position for `gptoss logits`).
+ * lm_head (decode step, last position of a prefill, every position for `gptoss logits`); the
+ * decode step also with the GPU kernels forced (f32_q8w_matvec tiled, subgroup reductions).
  *
  * The stated bound of the approximation: each weight moves by at most half a quantisation step,
  * max|block of 32| / 254 (0.39% of the block's largest value, ~0.2% RMS for Gaussian rows), so a
@@ -104,6 +105,34 @@ describe('8-bit lm_head on the GPU', () => {
       await ck.close();
     });
   }
+
+  it('golden tiny: the decode step with the GPU kernels forced (tiled, subgroup reductions where granted)', async () => {
+    const dir = join(GOLDEN, 'tiny');
+    const tokens = (JSON.parse(await readFile(join(dir, 'expected.json'), 'utf8')) as { tokens: number[] }).tokens;
+    const ck = await Checkpoint.open(await directorySource(join(dir, 'model')));
+    const c = ck.config;
+    const ref = await loadReferenceModel(ck);
+    const lm = dequantizeQ8(...(Object.values(quantizeBf16Rows(await ck.read(ck.tensor('lm_head')), c.hiddenSize)) as [Int8Array, Float32Array]));
+    (ref.weights as { lmHead: unknown }).lmHead = {
+      matVec(x: Float32Array, out: Float32Array, offset = 0) {
+        for (let r = 0; r < c.vocabSize; r++) out[offset + r] = dot(lm, r * c.hiddenSize, x, c.hiddenSize);
+      },
+    };
+    const want = ref.newSession({ kv: 'f32' }).forward(tokens);
+    const gpu = await testGpu();
+    const model = await GpuModel.load(ck, { ...gpu, fallback: false }, { kvFormat: 'f32', maxBatch: 5, contextLimit: 32, weights: 'q8' });
+    const key = model.kernels.decode.lmHead.key;
+    expect(key).toMatch(gpu.subgroups ? /^f32_q8w_matvec_.*_sg$/ : /^f32_q8w_matvec_/);
+    const s = new GpuSession(model);
+    const got = new Float32Array(want.length);
+    for (let i = 0; i < tokens.length; i++) got.set(await s.decodeLogits(tokens[i]!), i * c.vocabSize);
+    const r = compareLogits(`tiny q8 lm_head decode step, ${key}`, want, got, c.vocabSize, 2e-3);
+    console.log(`tiny q8 lm_head decode step, ${key}: max |dlogit| vs the q8 reference ${r.maxDiff.toExponential(2)}`);
+    expect(r.failures, r.failures.join('\n')).toEqual([]);
+    s.dispose();
+    model.dispose();
+    await ck.close();
+  });
 
   it('stays within the stated bound of exact bf16 on a realistically scaled model', async () => {
     tmp = await mkdtemp(join(tmpdir(), 'gptoss-wq8-'));

@@ -13,6 +13,14 @@ export interface GpuContext {
   info: AdapterSummary;
   /** shader-f16 was granted. */
   f16: boolean;
+  /**
+   * `subgroups` was granted: kernels may use subgroup reductions (`enable subgroups;`). The
+   * engine uses them on GPUs only (not on fallback adapters); the kernel tests run them anywhere.
+   */
+  subgroups: boolean;
+  /** The adapter's subgroup sizes (adapter.info.subgroupMinSize / MaxSize) where it reports them. */
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
   /** A CPU implementation (SwiftShader, WARP...): kernels pick barrier-free variants. */
   fallback: boolean;
   destroy(): void;
@@ -36,6 +44,8 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Use shader-f16 when the adapter has it (default true). */
   allowF16?: boolean;
+  /** Use subgroups when the adapter has them (default true). */
+  allowSubgroups?: boolean;
 }
 
 // Keeps Dawn's GPU object alive in Node: dropping it lets the process exit.
@@ -78,6 +88,8 @@ export async function createGpuContext(options: GpuOptions = {}): Promise<GpuCon
   const wanted: GPUFeatureName[] = [];
   const f16 = options.allowF16 !== false && adapter.features.has('shader-f16');
   if (f16) wanted.push('shader-f16');
+  const subgroups = options.allowSubgroups !== false && adapter.features.has('subgroups');
+  if (subgroups) wanted.push('subgroups');
   if (adapter.features.has('timestamp-query')) wanted.push('timestamp-query');
   const l = adapter.limits;
   const device = await adapter.requestDevice({
@@ -93,12 +105,16 @@ export async function createGpuContext(options: GpuOptions = {}): Promise<GpuCon
     },
   });
   const info = adapter.info;
+  const sizes = info as { subgroupMinSize?: number; subgroupMaxSize?: number } | undefined;
   const fallback = (info as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true ||
     (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || info?.architecture === 'swiftshader';
   return {
     adapter,
     device,
     f16,
+    subgroups,
+    ...(subgroups && sizes?.subgroupMinSize ? { subgroupMinSize: sizes.subgroupMinSize } : {}),
+    ...(subgroups && sizes?.subgroupMaxSize ? { subgroupMaxSize: sizes.subgroupMaxSize } : {}),
     fallback,
     info: {
       vendor: info?.vendor ?? '',

@@ -14,7 +14,8 @@
  *   attention_decode   attention-decode.ts                    applyRope, quantizeQ8, attention
  *   router_decode      router.ts RouterDecodeKernel           rmsNorm, linear, topkSoftmax
  *   moe                router.ts TopkSoftmaxKernel, moe.ts    topkSoftmax, moeGateUp, moeDownSum
- *   moe_decode         moe.ts MoeGateUpKernel with normEps    rmsNorm, moeGateUp
+ *   moe_decode         moe.ts MoeGateUpKernel with normEps,   rmsNorm, moeGateUp, moeDownSum
+ *                      MoeDownKernel
  *   moe_grouped        moe-route.ts, moe-grouped.ts (prefill) reference/moe-grouped.ts, moeGateUp, topkSoftmax
  *   sample             sample.ts SampleKernel                 engine/sampling.ts sampleCpu, samplingProbabilities
  *   sample_candidates  sample.ts SampleCandidatesKernel       engine/sampling.ts sampleCpu (greedy)
@@ -79,7 +80,13 @@ export const KERNEL_PATHS: KernelPath[] = [
   { family: 'gemm', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill projections (4 rows x 4 tokens per invocation, barrier-free)' },
   { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
   { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
+  { family: 'matvec', path: 'tiled-subgroup', requires: ['subgroups'], fallback: 'tiled', use: 'GPUs with subgroups: decode projections and lm_head, row sums and the norm by subgroup reductions' },
   { family: 'moe_decode', path: 'staged-norm', requires: [], use: 'GPUs: the decode gate_up normalises x once per workgroup' },
+  { family: 'moe_decode', path: 'staged-norm-subgroup', requires: ['subgroups'], fallback: 'staged-norm', use: 'GPUs with subgroups: the decode gate_up, norm and row sums by subgroup reductions' },
+  { family: 'moe_decode', path: 'down', requires: [], use: 'GPUs without subgroups and CPU adapters: the decode down projection + weighted sum (row sums through workgroup memory)' },
+  { family: 'moe_decode', path: 'down-subgroup', requires: ['subgroups'], fallback: 'down', use: 'GPUs with subgroups: the decode down projection, row sums by subgroup reductions' },
+  { family: 'router_decode', path: 'workgroup', requires: [], use: 'GPUs without subgroups and CPU adapters: the decode router (norm and row sums through workgroup memory)' },
+  { family: 'router_decode', path: 'subgroup', requires: ['subgroups'], fallback: 'workgroup', use: 'GPUs with subgroups: the decode router, norm and row sums by subgroup reductions' },
   { family: 'moe_grouped', path: 'tiled', requires: [], use: 'GPUs: prefill MoE over tiles of slots (MXFP4 blocks staged in workgroup memory)' },
   { family: 'moe_grouped', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill MoE, barrier-free' },
   { family: 'moe_decode', path: 'per-invocation-norm', requires: [], use: 'fallback (CPU) adapters: every invocation computes the norm (no barriers)' },

@@ -3,7 +3,9 @@
  * (engine/reference/ops.ts), in both variants ('tiled' for GPUs, 'simple' for CPU adapters):
  * one row, a partial last workgroup, several weight chunks with a boundary inside a workgroup,
  * K = 2880 (hidden) and K = 4096 (o_proj input) with x staged and not, bias, accumulate into a
- * non-zero out at an offset. Then lm_head's sampling candidates drawn by f32_sample_candidates:
+ * non-zero out at an offset; and where the device has `subgroups`, 'tiled' with subgroup
+ * reductions ('tiled-subgroup', at the adapter's subgroup size: 4 on SwiftShader) on the same
+ * cases. Then lm_head's sampling candidates drawn by f32_sample_candidates:
  * greedy draws must be the reference argmax (constructed ties go to the lower row), Gumbel draws
  * sampleCpu's draw for the same seed and step (another draw passes only as a near-tie inside the
  * f32 score error bound, gumbelTolerance, and is named in the message). Runs in Node and in the
@@ -19,8 +21,10 @@ import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.t
 import { runPass, rwStorage } from '../gpu/dispatch.ts';
 
 const EPS = 1e-5;
-const VARIANTS = ['tiled', 'simple'] as const;
-type Variant = (typeof VARIANTS)[number];
+/** The code paths (KERNEL_PATHS): 'tiled-subgroup' is 'tiled' with subgroup reductions, where the device has them. */
+const PATHS = ['tiled', 'simple', 'tiled-subgroup'] as const;
+type Path = (typeof PATHS)[number];
+const kernelOf = (path: Path) => ({ variant: path === 'simple' ? 'simple' : 'tiled', subgroups: path === 'tiled-subgroup' }) as const;
 
 interface Case {
   name: string;
@@ -81,13 +85,13 @@ function chunkBuffers(device: GPUDevice, w: Uint8Array, chunks: number[], k: num
   });
 }
 
-async function projectionCases(device: GPUDevice, cache: PipelineCache, variant: Variant, results: CaseResult[]): Promise<void> {
+async function projectionCases(device: GPUDevice, cache: PipelineCache, path: Path, results: CaseResult[]): Promise<void> {
   const seen = new Set<string>();
   for (const c of CASES) {
     const n = c.chunks.reduce((a, b) => a + b, 0);
     const p: MatvecParams = {
       inDim: c.k, chunkRows: c.chunks, bias: !!c.bias, accumulate: !!c.acc, normEps: c.norm ? EPS : undefined, outOffset: c.outOffset,
-      stageX: c.stage, variant,
+      stageX: c.stage, ...kernelOf(path),
     };
     if (c.stage && matvecStageBytes(c.k) > device.limits.maxComputeWorkgroupStorageSize) continue; // as the engine decides
     const kern = new MatvecKernel(cache, p);
@@ -161,7 +165,8 @@ function topGap(logits: Float32Array, p: SamplingParams, step: number): number {
   return a - b;
 }
 
-async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: Variant, results: CaseResult[], rowsPerGroup = MATVEC_ROWS): Promise<void> {
+async function candidateCases(device: GPUDevice, cache: PipelineCache, path: Path, results: CaseResult[], rowsPerGroup = MATVEC_ROWS): Promise<void> {
+  const { variant } = kernelOf(path);
   const n = LM_CHUNKS.reduce((a, b) => a + b, 0);
   const rng = new TestRng(n + LM_K);
   const d = makeData(rng, n, LM_K, false, true, 0.3);
@@ -178,7 +183,7 @@ async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: 
 
   const kern = new MatvecKernel(cache, {
     inDim: LM_K, chunkRows: LM_CHUNKS, bias: false, accumulate: false, normEps: EPS, candidates: true,
-    stageX: matvecStageBytes(LM_K, rowsPerGroup) <= device.limits.maxComputeWorkgroupStorageSize, variant, rowsPerGroup,
+    stageX: matvecStageBytes(LM_K, rowsPerGroup) <= device.limits.maxComputeWorkgroupStorageSize, ...kernelOf(path), rowsPerGroup,
   });
   const pick = new SampleCandidatesKernel(cache, kern.candidateCount);
   const weights = chunkBuffers(device, d.w.bytes, LM_CHUNKS, LM_K);
@@ -268,13 +273,14 @@ async function candidateCases(device: GPUDevice, cache: PipelineCache, variant: 
 export async function matvecCases(device: GPUDevice): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
-  for (const variant of VARIANTS) {
+  for (const path of PATHS) {
+    if (path === 'tiled-subgroup' && !device.features.has('subgroups')) continue;
     const mine: CaseResult[] = [];
-    await projectionCases(device, cache, variant, mine);
-    await candidateCases(device, cache, variant, mine);
+    await projectionCases(device, cache, path, mine);
+    await candidateCases(device, cache, path, mine);
     // lm_head's tiled workgroups take 32 rows each (engine/gpu-model.ts).
-    if (variant === 'tiled') await candidateCases(device, cache, variant, mine, 32);
-    results.push(...mine.map((r) => ({ ...r, path: variant })));
+    if (path !== 'simple') await candidateCases(device, cache, path, mine, 32);
+    results.push(...mine.map((r) => ({ ...r, path })));
   }
   return results;
 }

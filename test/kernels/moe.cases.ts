@@ -177,7 +177,8 @@ const DOWN: MoeCase[] = [
   { H: 2880, I: 2880, E: 2, k: 2, T: 1, scales: { kind: 'normal', center: 121 }, hScale: 3, atol: 1e-4, rtol: 1e-4, note: 'gpt-oss shape' },
 ];
 
-async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
+/** Decode's down projection (MoeDownKernel), its rows reduced through workgroup memory ('down') or by subgroups ('down-subgroup'). */
+async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], subgroups: boolean): Promise<void> {
   for (const c of DOWN) {
     const { H, I, E, k, T } = c;
     const rng = new TestRng(H * 11 + I * 5 + E + k + T);
@@ -185,13 +186,13 @@ async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
     const act = rng.f32(T * k * I, c.hScale);
     const x = rng.f32(T * H, 2); // non-zero residual
     const { ids, w } = randomRouting(rng, T, E, k);
-    const kern = new MoeDownKernel(cache, { hidden: H, intermediate: I, k });
+    const kern = new MoeDownKernel(cache, { hidden: H, intermediate: I, k, subgroups });
     const bufs = [stepBuffer(device, T), bufferFrom(device, act), bufferFrom(device, ids), bufferFrom(device, w),
       bufferFrom(device, ex.blocks), bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), bufferFrom(device, x, rw())] as const;
     submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
     const got = await readF32(device, bufs[7], T * H);
     const want = refDown(ex.m, act, ids, w, x, T, k, H, I);
-    out.push(checkClose(kern.key, `E=${E} T=${T}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol));
+    out.push({ ...checkClose(kern.key, `H=${H} I=${I} E=${E} k=${k} T=${T}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path: subgroups ? 'down-subgroup' : 'down' });
     for (const b of bufs) b.destroy();
   }
 }
@@ -244,20 +245,23 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
 
 /**
  * Decode's gate_up with the MLP's RMSNorm folded in (normEps): the input is the residual x and
- * the norm's gain, against rmsNorm then moeGateUp; the norm staged in workgroup memory (GPUs)
- * and computed by every invocation (stageNorm false, CPU adapters).
+ * the norm's gain, against rmsNorm then moeGateUp; the norm staged in workgroup memory (GPUs),
+ * the same with subgroup reductions (GPUs with `subgroups`), and computed by every invocation
+ * (stageNorm false, CPU adapters).
  */
-const GATEUP_NORM: (MoeCase & { xScale: number; stages: boolean[] })[] = [
-  { H: 64, I: 64, E: 4, k: 2, T: 1, scales: { kind: 'normal', center: 125 }, hScale: 1, xScale: 3, atol: 1e-5, rtol: 1e-5, stages: [true, false] },
+type GateUpPath = 'staged-norm' | 'staged-norm-subgroup' | 'per-invocation-norm';
+const GATEUP_NORM: (MoeCase & { xScale: number; paths: GateUpPath[] })[] = [
+  { H: 64, I: 64, E: 4, k: 2, T: 1, scales: { kind: 'normal', center: 125 }, hScale: 1, xScale: 3, atol: 1e-5, rtol: 1e-5, paths: ['staged-norm', 'staged-norm-subgroup', 'per-invocation-norm'] },
   {
-    H: 96, I: 32, E: 8, k: 4, T: 2, scales: { kind: 'normal', center: 124 }, hScale: 1, xScale: 40, atol: 1e-5, rtol: 1e-5, stages: [true, false],
+    H: 96, I: 32, E: 8, k: 4, T: 2, scales: { kind: 'normal', center: 124 }, hScale: 1, xScale: 40, atol: 1e-5, rtol: 1e-5, paths: ['staged-norm', 'staged-norm-subgroup', 'per-invocation-norm'],
     note: 'two tokens',
   },
   // More than 256 vec4s: threads stride over x while staging and summing squares.
-  { H: 1056, I: 32, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 123 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, stages: [true, false] },
-  // Real hidden, not staged only: SwiftShader takes ~9 s to compile 11 KiB of staged x.
+  { H: 1056, I: 32, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 123 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, paths: ['staged-norm', 'staged-norm-subgroup', 'per-invocation-norm'] },
+  // Real hidden, not staged in workgroup memory: SwiftShader takes ~9 s to compile 11 KiB of
+  // staged x. The subgroup path (the engine's on GPUs with subgroups) is run staged once.
   {
-    H: 2880, I: 64, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 122 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, stages: [false],
+    H: 2880, I: 64, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 122 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, paths: ['per-invocation-norm', 'staged-norm-subgroup'],
     note: 'real hidden',
   },
 ];
@@ -274,22 +278,28 @@ async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: Cas
     const h = new Float32Array(T * H);
     for (let t = 0; t < T; t++) rmsNorm(x.subarray(t * H, (t + 1) * H), gain.values, EPS, h.subarray(t * H, (t + 1) * H));
     const want = refGateUp(ex.m, h, ids, T, k, H, I);
-    for (const stageNorm of c.stages) {
-      const kern = new MoeGateUpKernel(cache, { hidden: H, intermediate: I, k, limit: LIMIT, alpha: ALPHA, normEps: EPS, stageNorm });
+    for (const path of c.paths) {
+      const subgroups = path === 'staged-norm-subgroup';
+      if (subgroups && !device.features.has('subgroups')) continue;
+      const stageNorm = path !== 'per-invocation-norm';
+      const kern = new MoeGateUpKernel(cache, { hidden: H, intermediate: I, k, limit: LIMIT, alpha: ALPHA, normEps: EPS, stageNorm, subgroups });
       const bufs = [stepBuffer(device, T), bufferFrom(device, x), bufferFrom(device, ids), bufferFrom(device, ex.blocks),
         bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rw()), bufferFrom(device, gain.bytes)] as const;
       submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
       const got = await readF32(device, bufs[6], T * k * I);
-      out.push({ ...checkClose(kern.key, `E=${E} T=${T} ${stageNorm ? 'staged' : 'per-invocation'} norm${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path: stageNorm ? 'staged-norm' : 'per-invocation-norm' });
+      out.push({ ...checkClose(kern.key, `H=${H} I=${I} E=${E} k=${k} T=${T} ${path}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path });
       for (const b of bufs) b.destroy();
     }
   }
 }
 
-/** The MoE kernels decode uses beyond moeCases': gate_up with the norm folded in. */
+/** The MoE kernels decode uses: gate_up with the norm folded in, and down (each reduction it has on this device). */
 export async function moeDecodeCases(device: GPUDevice): Promise<CaseResult[]> {
+  const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
-  await gateUpNormCases(device, new PipelineCache(device), results);
+  await gateUpNormCases(device, cache, results);
+  await downCases(device, cache, results, false);
+  if (device.features.has('subgroups')) await downCases(device, cache, results, true);
   return results;
 }
 
@@ -298,7 +308,6 @@ export async function moeCases(device: GPUDevice): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   await topkCases(device, cache, results);
   await gateUpCases(device, cache, results);
-  await downCases(device, cache, results);
   await blockCases(device, cache, results);
   return results;
 }

@@ -71,23 +71,26 @@ export async function routerDecodeCases(device: GPUDevice): Promise<CaseResult[]
       for (const [from, to] of pairs) copyRow(w, b, H, from, to);
       note = ` ties ${pairs.map(([f, t]) => `${f}=${t}`).join(' ')}`;
     }
-    const kern = new RouterDecodeKernel(cache, { hidden: H, experts: E, k, normEps: EPS });
-    const bufs = {
-      x: bufferFrom(device, x),
-      gain: bufferFrom(device, gain.bytes),
-      weight: bufferFrom(device, w.bytes),
-      bias: bufferFrom(device, b.bytes),
-      ids: bufferFrom(device, new Uint32Array(k + 1).fill(0xdead), rwStorage()),
-      weights: bufferFrom(device, new Float32Array(k + 1).fill(-1), rwStorage()),
-    };
-    await runPass(device, (pass) => kern.encode(pass, kern.bind(device, bufs)));
-    const gotIds = await readU32(device, bufs.ids, k + 1);
-    const gotW = await readF32(device, bufs.weights, k + 1);
     const want = topkSoftmax(linear(w.values, b.values, h, E, H), k);
     const shape = `E=${E} k=${k} H=${H}${note}`;
-    results.push(checkEqual(kern.key, `${shape}: ids (one slot past k untouched)`, [...want.ids, 0xdead], gotIds));
-    results.push(checkClose(kern.key, `${shape}: weights`, [...want.weights, -1], gotW, 1e-6, 1e-5));
-    for (const buf of Object.values(bufs)) buf.destroy();
+    for (const path of ['workgroup', 'subgroup'] as const) {
+      if (path === 'subgroup' && !device.features.has('subgroups')) continue;
+      const kern = new RouterDecodeKernel(cache, { hidden: H, experts: E, k, normEps: EPS, subgroups: path === 'subgroup' });
+      const bufs = {
+        x: bufferFrom(device, x),
+        gain: bufferFrom(device, gain.bytes),
+        weight: bufferFrom(device, w.bytes),
+        bias: bufferFrom(device, b.bytes),
+        ids: bufferFrom(device, new Uint32Array(k + 1).fill(0xdead), rwStorage()),
+        weights: bufferFrom(device, new Float32Array(k + 1).fill(-1), rwStorage()),
+      };
+      await runPass(device, (pass) => kern.encode(pass, kern.bind(device, bufs)));
+      const gotIds = await readU32(device, bufs.ids, k + 1);
+      const gotW = await readF32(device, bufs.weights, k + 1);
+      results.push({ ...checkEqual(kern.key, `${shape}: ids (one slot past k untouched)`, [...want.ids, 0xdead], gotIds), path });
+      results.push({ ...checkClose(kern.key, `${shape}: weights`, [...want.weights, -1], gotW, 1e-6, 1e-5), path });
+      for (const buf of Object.values(bufs)) buf.destroy();
+    }
   }
   return results;
 }
