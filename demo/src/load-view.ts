@@ -21,12 +21,15 @@ interface Start { t: number; bytes: number }
 export class LoadView {
   private starts = new Map<Phase, Start>();
   private rows = new Map<Phase, { li: HTMLLIElement; bar: HTMLProgressElement; text: HTMLElement }>();
+  /** Bytes per file of the phases that read several (tokenizer.json and tokenizer_config.json; each shard hashed). */
+  private files = new Map<Phase, Map<string, { done: number; total: number }>>();
   /** The phases seen, in order (window.__demo.phases). */
   readonly phases: Phase[] = [];
 
   /** Starts a new load: every phase waiting. */
   begin(what: string): void {
     this.starts.clear();
+    this.files.clear();
     this.phases.length = 0;
     const list = $('phases');
     list.replaceChildren();
@@ -50,9 +53,10 @@ export class LoadView {
   }
 
   /** One progress event. */
-  update(p: ProgressInfo, now = performance.now()): void {
-    if (!p.phase) return;
-    const phase = p.phase;
+  update(event: ProgressInfo, now = performance.now()): void {
+    if (!event.phase) return;
+    const phase = event.phase;
+    const p = this.summed(phase, event);
     if (this.phases.at(-1) !== phase) {
       // Earlier phases are done once a later one reports.
       for (const prev of this.phases) this.done(prev);
@@ -68,6 +72,8 @@ export class LoadView {
     let line: string;
     if (phase === 'compile') {
       line = p.bytesDone >= p.bytesTotal ? 'done' : 'compiling the kernels…';
+    } else if (phase === 'verify' && p.bytesTotal === 0) {
+      line = 'nothing to check: no hashes for these files';
     } else {
       const s = this.starts.get(phase)!;
       const secs = (now - s.t) / 1000;
@@ -107,6 +113,20 @@ export class LoadView {
   /** The announced load status (a polite live region). */
   status(text: string): void {
     $('load-status').textContent = text;
+  }
+
+  /** The event with the bytes of every file of its phase so far (one file's bytes otherwise). */
+  private summed(phase: Phase, p: ProgressInfo): ProgressInfo {
+    if (phase === 'weights' || phase === 'compile' || p.file === undefined) return p;
+    let files = this.files.get(phase);
+    if (!files) this.files.set(phase, (files = new Map()));
+    files.set(p.file, { done: p.bytesDone, total: p.bytesTotal });
+    let done = 0, total = 0;
+    for (const f of files.values()) {
+      done += f.done;
+      total += f.total;
+    }
+    return { ...p, bytesDone: done, bytesTotal: total };
   }
 
   private done(phase: Phase): void {
