@@ -33,6 +33,26 @@ import { testGpu } from './gpu/node-device.ts';
 
 const GOLDEN = fileURLToPath(new URL('../../shared/golden/', import.meta.url));
 
+
+/**
+ * A golden checkpoint, its token sequence, and the reference logits of every position with the
+ * lm_head quantised the way the engine's q8 path does it (so the comparison isolates the kernels).
+ */
+async function goldenWithQ8Head(name: string) {
+  const dir = join(GOLDEN, name);
+  const tokens = (JSON.parse(await readFile(join(dir, 'expected.json'), 'utf8')) as { tokens: number[] }).tokens;
+  const ck = await Checkpoint.open(await directorySource(join(dir, 'model')));
+  const c = ck.config;
+  const ref = await loadReferenceModel(ck);
+  const lm = dequantizeQ8(...(Object.values(quantizeBf16Rows(await ck.read(ck.tensor('lm_head')), c.hiddenSize)) as [Int8Array, Float32Array]));
+  (ref.weights as { lmHead: unknown }).lmHead = {
+    matVec(x: Float32Array, out: Float32Array, offset = 0) {
+      for (let r = 0; r < c.vocabSize; r++) out[offset + r] = dot(lm, r * c.hiddenSize, x, c.hiddenSize);
+    },
+  };
+  return { tokens, ck, c, want: ref.newSession({ kv: 'f32' }).forward(tokens) };
+}
+
 describe('8-bit weights: quantiser', () => {
   it('streams pieces of any size to the same bytes as whole rows, within half a step of the input', () => {
     const rng = new TestRng(4);
@@ -70,18 +90,7 @@ describe('8-bit lm_head on the GPU', () => {
 
   for (const name of ['tiny', 'sharded']) {
     it(`golden ${name}: equals the reference with the same quantised lm_head on every lm_head path`, async () => {
-      const dir = join(GOLDEN, name);
-      const tokens = (JSON.parse(await readFile(join(dir, 'expected.json'), 'utf8')) as { tokens: number[] }).tokens;
-      const ck = await Checkpoint.open(await directorySource(join(dir, 'model')));
-      const c = ck.config;
-      const ref = await loadReferenceModel(ck);
-      const lm = dequantizeQ8(...(Object.values(quantizeBf16Rows(await ck.read(ck.tensor('lm_head')), c.hiddenSize)) as [Int8Array, Float32Array]));
-      (ref.weights as { lmHead: unknown }).lmHead = {
-        matVec(x: Float32Array, out: Float32Array, offset = 0) {
-          for (let r = 0; r < c.vocabSize; r++) out[offset + r] = dot(lm, r * c.hiddenSize, x, c.hiddenSize);
-        },
-      };
-      const want = ref.newSession({ kv: 'f32' }).forward(tokens);
+      const { tokens, ck, c, want } = await goldenWithQ8Head(name);
       const model = await GpuModel.load(ck, await testGpu(), { kvFormat: 'f32', maxBatch: 5, contextLimit: 32, weights: 'q8', allLogits: true });
       expect(model.weightFormat).toBe('q8');
       const check = (label: string, got: Float32Array) => {
@@ -107,18 +116,7 @@ describe('8-bit lm_head on the GPU', () => {
   }
 
   it('golden tiny: the decode step with the GPU kernels forced (tiled, subgroup reductions where granted)', async () => {
-    const dir = join(GOLDEN, 'tiny');
-    const tokens = (JSON.parse(await readFile(join(dir, 'expected.json'), 'utf8')) as { tokens: number[] }).tokens;
-    const ck = await Checkpoint.open(await directorySource(join(dir, 'model')));
-    const c = ck.config;
-    const ref = await loadReferenceModel(ck);
-    const lm = dequantizeQ8(...(Object.values(quantizeBf16Rows(await ck.read(ck.tensor('lm_head')), c.hiddenSize)) as [Int8Array, Float32Array]));
-    (ref.weights as { lmHead: unknown }).lmHead = {
-      matVec(x: Float32Array, out: Float32Array, offset = 0) {
-        for (let r = 0; r < c.vocabSize; r++) out[offset + r] = dot(lm, r * c.hiddenSize, x, c.hiddenSize);
-      },
-    };
-    const want = ref.newSession({ kv: 'f32' }).forward(tokens);
+    const { tokens, ck, c, want } = await goldenWithQ8Head('tiny');
     const gpu = await testGpu();
     const model = await GpuModel.load(ck, { ...gpu, fallback: false }, { kvFormat: 'f32', maxBatch: 5, contextLimit: 32, weights: 'q8' });
     const key = model.kernels.decode.lmHead.key;

@@ -15,24 +15,12 @@ import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { TopkSoftmaxKernel } from '../../kernels/router.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
 import { inScope, type CaseScope } from './scope.ts';
-import { makeExperts, randomRouting, type ScaleKind } from './moe.cases.ts';
+import { makeExperts, randomRouting, stepBuffer, submit, type ScaleKind } from './moe.cases.ts';
 
 const LIMIT = 7;
 const ALPHA = 1.702;
 const rw = (): GPUBufferUsageFlags => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const VARIANTS: MoeGroupedVariant[] = ['tiled', 'simple'];
-
-function stepBuffer(device: GPUDevice, nTokens: number): GPUBuffer {
-  return bufferFrom(device, new Uint32Array([nTokens, 0, 0, 0]), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-}
-
-function submit(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void): void {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  record(pass);
-  pass.end();
-  device.queue.submit([enc.finish()]);
-}
 
 /** Routing of T tokens: random, or every token on experts 0..k-1 ('same'). */
 function routing(rng: TestRng, T: number, E: number, k: number, same: boolean): { ids: Uint32Array; w: Float32Array } {

@@ -49,11 +49,11 @@ export function makeExperts(rng: TestRng, E: number, rows: number, cols: number,
   return { m, blocks, scales, bias: b.bytes };
 }
 
-function stepBuffer(device: GPUDevice, nTokens: number): GPUBuffer {
+export function stepBuffer(device: GPUDevice, nTokens: number): GPUBuffer {
   return bufferFrom(device, new Uint32Array([nTokens, 0, 0, 0]), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
 }
 
-function submit(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void): void {
+export function submit(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void): void {
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   record(pass);
