@@ -18,6 +18,7 @@ import { MatvecKernel, matvecStageBytes, MATVEC_ROWS, type MatvecParams } from '
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { SAMPLE_PARAMS_BYTES, SampleCandidatesKernel, writeSampleParams } from '../../kernels/sample.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 import { runPass, rwStorage } from '../gpu/dispatch.ts';
 
 const EPS = 1e-5;
@@ -36,16 +37,18 @@ interface Case {
   outOffset?: number;
   /** Stage x in workgroup memory ('tiled' only; 'simple' never stages). */
   stage: boolean;
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 const CASES: Case[] = [
   { name: 'one row', k: 64, chunks: [1], stage: true },
-  { name: 'partial workgroup', k: 96, chunks: [13], bias: true, acc: true, norm: true, outOffset: 5, stage: false },
+  { name: 'partial workgroup', k: 96, chunks: [13], bias: true, acc: true, norm: true, outOffset: 5, stage: false, browser: true },
   // Chunk boundaries at rows 5 and 17: inside the first and third 8-row workgroups.
-  { name: '3 chunks', k: 64, chunks: [5, 12, 6], bias: true, norm: true, stage: true },
+  { name: '3 chunks', k: 64, chunks: [5, 12, 6], bias: true, norm: true, stage: true, browser: true },
   // Not staged at K=2880: SwiftShader takes ~20 s to compile a 11-16 KiB staged x (the staged
   // norm path is covered at K=64, the staged K=4096 below).
-  { name: 'qkv (hidden)', k: 2880, chunks: [20], bias: true, norm: true, stage: false },
+  { name: 'qkv (hidden)', k: 2880, chunks: [20], bias: true, norm: true, stage: false, browser: true },
   { name: 'o_proj', k: 4096, chunks: [9], bias: true, acc: true, stage: true },
   { name: 'o_proj', k: 4096, chunks: [9], bias: true, acc: true, stage: false },
 ];
@@ -85,9 +88,9 @@ function chunkBuffers(device: GPUDevice, w: Uint8Array, chunks: number[], k: num
   });
 }
 
-async function projectionCases(device: GPUDevice, cache: PipelineCache, path: Path, results: CaseResult[]): Promise<void> {
+async function projectionCases(device: GPUDevice, cache: PipelineCache, path: Path, results: CaseResult[], scope?: CaseScope): Promise<void> {
   const seen = new Set<string>();
-  for (const c of CASES) {
+  for (const c of inScope(CASES, scope)) {
     const n = c.chunks.reduce((a, b) => a + b, 0);
     const p: MatvecParams = {
       inDim: c.k, chunkRows: c.chunks, bias: !!c.bias, accumulate: !!c.acc, normEps: c.norm ? EPS : undefined, outOffset: c.outOffset,
@@ -270,16 +273,16 @@ async function candidateCases(device: GPUDevice, cache: PipelineCache, path: Pat
   for (const b of [x, norm, out, cand, token, prm, ...weights]) b.destroy();
 }
 
-export async function matvecCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function matvecCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
   for (const path of PATHS) {
     if (path === 'tiled-subgroup' && !device.features.has('subgroups')) continue;
     const mine: CaseResult[] = [];
-    await projectionCases(device, cache, path, mine);
+    await projectionCases(device, cache, path, mine, scope);
     await candidateCases(device, cache, path, mine);
     // lm_head's tiled workgroups take 32 rows each (engine/gpu-model.ts).
-    if (path !== 'simple') await candidateCases(device, cache, path, mine, 32);
+    if (path !== 'simple' && scope !== 'browser') await candidateCases(device, cache, path, mine, 32);
     results.push(...mine.map((r) => ({ ...r, path })));
   }
   return results;

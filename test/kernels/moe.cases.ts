@@ -9,6 +9,7 @@ import { MoeDownKernel, MoeGateUpKernel } from '../../kernels/moe.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { TopkSoftmaxKernel } from '../../kernels/router.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 
 const LIMIT = 7;
 const ALPHA = 1.702;
@@ -141,19 +142,23 @@ async function topkCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
   }
 }
 
-interface MoeCase { H: number; I: number; E: number; k: number; T: number; scales: ScaleKind; hScale: number; atol: number; rtol: number; note?: string }
+interface MoeCase {
+  H: number; I: number; E: number; k: number; T: number; scales: ScaleKind; hScale: number; atol: number; rtol: number; note?: string;
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
+}
 
 const GATEUP: MoeCase[] = [
   // scale 2^-3 with h ~ N(0, 1): |u| often beyond the clamp limit 7
   { H: 64, I: 64, E: 4, k: 2, T: 3, scales: { kind: 'normal', center: 125 }, hScale: 1, atol: 1e-5, rtol: 1e-5 },
-  { H: 96, I: 64, E: 8, k: 3, T: 9, scales: { kind: 'normal', center: 124 }, hScale: 1.5, atol: 1e-5, rtol: 1e-5 },
+  { H: 96, I: 64, E: 8, k: 3, T: 9, scales: { kind: 'normal', center: 124 }, hScale: 1.5, atol: 1e-5, rtol: 1e-5, browser: true },
   // wide scale bytes (0, 1, 0..3, ~147, 250..254) with h ~ 2^-20 so 2^127 blocks stay finite
   { H: 128, I: 64, E: 3, k: 2, T: 3, scales: { kind: 'wide', center: 147 }, hScale: 2 ** -20, atol: 1e-5, rtol: 1e-5, note: 'wide scales' },
   { H: 2880, I: 2880, E: 2, k: 2, T: 1, scales: { kind: 'normal', center: 121 }, hScale: 1, atol: 1e-4, rtol: 1e-4, note: 'gpt-oss shape' },
 ];
 
-async function gateUpCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
-  for (const c of GATEUP) {
+async function gateUpCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], scope?: CaseScope): Promise<void> {
+  for (const c of inScope(GATEUP, scope)) {
     const { H, I, E, k, T } = c;
     const rng = new TestRng(H * 7 + I * 3 + E + k + T);
     const ex = makeExperts(rng, E, 2 * I, H, c.scales, 1);
@@ -172,14 +177,14 @@ async function gateUpCases(device: GPUDevice, cache: PipelineCache, out: CaseRes
 
 const DOWN: MoeCase[] = [
   { H: 64, I: 64, E: 4, k: 2, T: 3, scales: { kind: 'normal', center: 125 }, hScale: 3, atol: 1e-5, rtol: 1e-5 },
-  { H: 96, I: 64, E: 8, k: 3, T: 9, scales: { kind: 'normal', center: 126 }, hScale: 3, atol: 1e-5, rtol: 1e-5 },
+  { H: 96, I: 64, E: 8, k: 3, T: 9, scales: { kind: 'normal', center: 126 }, hScale: 3, atol: 1e-5, rtol: 1e-5, browser: true },
   { H: 64, I: 96, E: 5, k: 5, T: 1, scales: { kind: 'wide', center: 147 }, hScale: 2 ** -20, atol: 1e-5, rtol: 1e-5, note: 'wide scales' },
   { H: 2880, I: 2880, E: 2, k: 2, T: 1, scales: { kind: 'normal', center: 121 }, hScale: 3, atol: 1e-4, rtol: 1e-4, note: 'gpt-oss shape' },
 ];
 
 /** Decode's down projection (MoeDownKernel), its rows reduced through workgroup memory ('down') or by subgroups ('down-subgroup'). */
-async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], subgroups: boolean): Promise<void> {
-  for (const c of DOWN) {
+async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], subgroups: boolean, scope?: CaseScope): Promise<void> {
+  for (const c of inScope(DOWN, scope)) {
     const { H, I, E, k, T } = c;
     const rng = new TestRng(H * 11 + I * 5 + E + k + T);
     const ex = makeExperts(rng, E, H, I, c.scales, 1);
@@ -199,13 +204,13 @@ async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
 
 /** Router logits -> topk -> gate_up -> down into the residual, one pass, routing only on the GPU. */
 const BLOCK: MoeCase[] = [
-  { H: 64, I: 64, E: 8, k: 2, T: 3, scales: { kind: 'normal', center: 125 }, hScale: 1, atol: 1e-4, rtol: 1e-5 },
+  { H: 64, I: 64, E: 8, k: 2, T: 3, scales: { kind: 'normal', center: 125 }, hScale: 1, atol: 1e-4, rtol: 1e-5, browser: true },
   { H: 96, I: 64, E: 32, k: 4, T: 9, scales: { kind: 'normal', center: 124 }, hScale: 1, atol: 1e-4, rtol: 1e-5 },
   { H: 64, I: 32, E: 128, k: 4, T: 1, scales: { kind: 'normal', center: 125 }, hScale: 1, atol: 1e-4, rtol: 1e-5 },
 ];
 
-async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
-  for (const c of BLOCK) {
+async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], scope?: CaseScope): Promise<void> {
+  for (const c of inScope(BLOCK, scope)) {
     const { H, I, E, k, T } = c;
     const rng = new TestRng(H + I + E * 13 + k + T);
     const gu = makeExperts(rng, E, 2 * I, H, c.scales, 1);
@@ -254,7 +259,7 @@ const GATEUP_NORM: (MoeCase & { xScale: number; paths: GateUpPath[] })[] = [
   { H: 64, I: 64, E: 4, k: 2, T: 1, scales: { kind: 'normal', center: 125 }, hScale: 1, xScale: 3, atol: 1e-5, rtol: 1e-5, paths: ['staged-norm', 'staged-norm-subgroup', 'per-invocation-norm'] },
   {
     H: 96, I: 32, E: 8, k: 4, T: 2, scales: { kind: 'normal', center: 124 }, hScale: 1, xScale: 40, atol: 1e-5, rtol: 1e-5, paths: ['staged-norm', 'staged-norm-subgroup', 'per-invocation-norm'],
-    note: 'two tokens',
+    note: 'two tokens', browser: true,
   },
   // More than 256 vec4s: threads stride over x while staging and summing squares.
   { H: 1056, I: 32, E: 4, k: 4, T: 1, scales: { kind: 'normal', center: 123 }, hScale: 1, xScale: 2, atol: 2e-5, rtol: 1e-4, paths: ['staged-norm', 'staged-norm-subgroup', 'per-invocation-norm'] },
@@ -267,8 +272,8 @@ const GATEUP_NORM: (MoeCase & { xScale: number; paths: GateUpPath[] })[] = [
 ];
 const EPS = 1e-5;
 
-async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[]): Promise<void> {
-  for (const c of GATEUP_NORM) {
+async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], scope?: CaseScope): Promise<void> {
+  for (const c of inScope(GATEUP_NORM, scope)) {
     const { H, I, E, k, T } = c;
     const rng = new TestRng(H * 13 + I * 3 + E + k + T);
     const ex = makeExperts(rng, E, 2 * I, H, c.scales, 1);
@@ -294,20 +299,20 @@ async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: Cas
 }
 
 /** The MoE kernels decode uses: gate_up with the norm folded in, and down (each reduction it has on this device). */
-export async function moeDecodeCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function moeDecodeCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
-  await gateUpNormCases(device, cache, results);
-  await downCases(device, cache, results, false);
-  if (device.features.has('subgroups')) await downCases(device, cache, results, true);
+  await gateUpNormCases(device, cache, results, scope);
+  await downCases(device, cache, results, false, scope);
+  if (device.features.has('subgroups')) await downCases(device, cache, results, true, scope);
   return results;
 }
 
-export async function moeCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function moeCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
   await topkCases(device, cache, results);
-  await gateUpCases(device, cache, results);
-  await blockCases(device, cache, results);
+  await gateUpCases(device, cache, results, scope);
+  await blockCases(device, cache, results, scope);
   return results;
 }
