@@ -33,13 +33,14 @@ const mxfp4 = (rows: number, cols: number) => rows * (cols / 2 + cols / 32) + ro
 export function decodeWeightBytes(c: GptOssConfig, weights: 'bf16' | 'q8' = 'bf16'): DecodeBytes {
   const H = c.hiddenSize, I = c.intermediateSize, L = c.numLayers;
   const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
-  const attention = L * BF16 * (H * qDim + qDim + 2 * (H * kvDim + kvDim) + qDim * H + H + c.numHeads);
+  // weights 'q8': qkv, o and lm_head in blocks of 32 int8 values + an f32 scale (engine/quant-q8.ts).
+  const matrix = (rows: number, cols: number) => (weights === 'q8' ? rows * (cols + (cols / 32) * 4) : BF16 * rows * cols);
+  const attention = L * (matrix(qDim + 2 * kvDim, H) + matrix(H, qDim) + BF16 * (qDim + 2 * kvDim + H + c.numHeads));
   const router = L * BF16 * (c.numExperts * H + c.numExperts);
   const norms = BF16 * (2 * L * H + H);
   const experts = L * c.expertsPerToken * (mxfp4(2 * I, H) + mxfp4(H, I));
   const embed = BF16 * H;
-  // weights 'q8': lm_head in blocks of 32 int8 values + an f32 scale (engine/quant-q8.ts).
-  const lmHead = weights === 'q8' ? c.vocabSize * (H + (H / 32) * 4) : BF16 * c.vocabSize * H;
+  const lmHead = matrix(c.vocabSize, H);
   return { attention, router, norms, experts, embed, lmHead, total: attention + router + norms + experts + embed + lmHead };
 }
 

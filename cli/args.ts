@@ -54,7 +54,7 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
-/** --weights bf16|q8 (default bf16: exact; q8: 8-bit lm_head quantised at load). */
+/** --weights bf16|q8 (default bf16: exact; q8: 8-bit attention projections and lm_head, quantised at load). */
 export function weightsFlag(value: string | undefined): 'bf16' | 'q8' {
   if (value === undefined || value === 'bf16' || value === 'q8') return value ?? 'bf16';
   throw new UsageError(`--weights must be bf16 or q8, got ${JSON.stringify(value)}`);

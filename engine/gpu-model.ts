@@ -40,8 +40,9 @@ export interface ModelOptions {
    */
   allLogits?: boolean;
   /**
-   * 'q8' stores lm_head as 8-bit weights (blocks of 32 with an f32 scale, quantised at load:
-   * engine/quant-q8.ts), reading 44% fewer bytes per token; default 'bf16' (exact).
+   * 'q8' stores the attention projections (qkv, o) and lm_head as 8-bit weights (blocks of 32
+   * with an f32 scale, quantised at load: engine/quant-q8.ts), 44% fewer bytes for each of
+   * them; the router stays bf16. Default 'bf16' (exact).
    */
   weights?: WeightFormat;
   /**
@@ -202,6 +203,8 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   // Subgroup reductions apply to the tiled decode kernels only.
   const sg = subgroups && variant === 'tiled';
   const mv = { variant, accumulate: false, bias: false, subgroups: sg } as const;
+  // 'q8': qkv_w, o_w and lm_head are stored 8-bit (memory-plan.ts Q8_PARAMS); the router stays bf16.
+  const wf = plan.options.weights === 'q8' ? 'q8' : 'bf16';
   const lmChunks = chunks('lm_head').map((ch) => ch.rows);
   const attn = (window: number) => ({ heads: nq, kvHeads: nkv, headDim: D, window, fmt });
   const prefillAttn = (window: number) => new AttentionKernel(cache, { ...attn(window), qStride: qkvRows, variant });
@@ -210,12 +213,12 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   const LM_ROWS = 32;
   const lmHead = new MatvecKernel(cache, {
     ...mv, inDim: H, chunkRows: lmChunks, normEps: c.rmsNormEps, candidates: true, stageX: matvecStageBytes(H, LM_ROWS) <= wgMemory,
-    weights: plan.options.weights === 'q8' ? 'q8' : 'bf16', rowsPerGroup: LM_ROWS,
+    weights: wf, rowsPerGroup: LM_ROWS,
   });
   return {
     rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps }),
-    qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant }),
-    o: new Bf16MatmulKernel(cache, { inDim: nq * D, outDim: H, bias: true, accumulate: true, variant }),
+    qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant, weights: wf }),
+    o: new Bf16MatmulKernel(cache, { inDim: nq * D, outDim: H, bias: true, accumulate: true, variant, weights: wf }),
     rope: new RopeKernel(cache, { heads: nq + nkv, headDim: D, stride: qkvRows }),
     kvStore: new KvStoreKernel(cache, { kvHeads: nkv, headDim: D, fmt, stride: qkvRows, kOffset: nq * D, vOffset: (nq + nkv) * D }),
     attnSliding: prefillAttn(c.slidingWindow),
@@ -228,10 +231,10 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     lmHead: chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant })),
     sample: new SampleKernel(cache, { vocab: c.vocabSize }),
     decode: {
-      qkv: new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: [qkvRows], bias: true, normEps: c.rmsNormEps, stageX: stage(H) }),
+      qkv: new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: [qkvRows], bias: true, normEps: c.rmsNormEps, stageX: stage(H), weights: wf }),
       attnSliding: new DecodeAttentionKernel(cache, attn(c.slidingWindow)),
       attnFull: new DecodeAttentionKernel(cache, attn(0)),
-      o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D) }),
+      o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D), weights: wf }),
       router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg }),
       gateUp: new MoeGateUpKernel(cache, {
         hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha, normEps: c.rmsNormEps, stageNorm: variant === 'tiled',

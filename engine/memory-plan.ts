@@ -12,7 +12,7 @@ import { planRowChunks } from '../kernels/matmul-bf16.ts';
 import { decodePartBytes } from '../kernels/attention-decode.ts';
 import { maxMoeTiles } from '../kernels/moe-route.ts';
 import { MOE_TILE } from '../kernels/moe-grouped.ts';
-import { q8Bytes } from './quant-q8.ts';
+import { q8Bytes, q8RowBytes } from './quant-q8.ts';
 
 export type { KvFormat };
 
@@ -20,8 +20,12 @@ export type { KvFormat };
 /** How bf16 matrices are stored: as they are, or quantised to 8 bits at load (engine/quant-q8.ts). */
 export type WeightFormat = 'bf16' | 'q8';
 
-/** The matrices `weights: 'q8'` quantises (the ones only the one-token kernels and lm_head read). */
-export const Q8_PARAMS: GpuParam[] = ['lm_head'];
+/**
+ * The matrices `weights: 'q8'` quantises: the attention projections (fused qkv and o; read by
+ * f32_q8w_matvec at decode and f32_q8w_matmul at prefill) and lm_head. The router stays bf16:
+ * it is small and the top-k choice is sensitive to it.
+ */
+export const Q8_PARAMS: GpuParam[] = ['qkv_w', 'o_w', 'lm_head'];
 
 export interface PlanOptions {
   /** Storage of the large bf16 matrices (default 'bf16': exact). */
@@ -172,27 +176,33 @@ export function planMemory(c: GptOssConfig, limits: AdapterLimits, o: PlanOption
       // The fused entry is added at its first part; the other parts only check their size.
       if (FUSED_PARTS[fused][0] !== param) continue;
       const parts = FUSED_PARTS[fused].map((p) => ({ param: p, bytes: tensorBytes(p) }));
-      const total = parts.reduce((a, p) => a + p.bytes, 0);
+      // Parts share the row length; q8 stores their rows one after another, then all the scales.
+      const q8Cols = o.weights === 'q8' && Q8_PARAMS.includes(fused) ? shape[1]! : undefined;
+      const rows = FUSED_PARTS[fused].reduce((a, p) => a + paramSpec(p).shape(c)[0]!, 0);
+      const total = q8Cols !== undefined ? q8Bytes(rows, q8Cols) : parts.reduce((a, p) => a + p.bytes, 0);
       const fname = parts.map((p) => tensorName(p.param, 'hf', layer)).join(' + ');
       if (total > maxBind) {
         throw new ModelTooLargeError(`the fused ${fname} needs one ${fmtBytes(total)} buffer, but this adapter binds at most ${fmtBytes(maxBind)}`, total, maxBind);
       }
-      weights.push({ param: fused, layer, name: fname, bytes: total, parts });
+      weights.push({ param: fused, layer, name: fname, bytes: total, parts, ...(q8Cols !== undefined ? { q8Cols } : {}) });
       continue;
     }
     const q8Cols = o.weights === 'q8' && Q8_PARAMS.includes(param as GpuParam) ? shape[1]! : undefined;
+    const stored = q8Cols !== undefined ? q8Bytes(shape[0]!, q8Cols) : bytes;
     if (SPLIT.includes(param)) {
-      const rowBytes = q8Cols !== undefined ? q8Bytes(1, q8Cols) : bytes / shape[0]!;
-      const chunks = planRowChunks(shape[0]!, rowBytes, maxBind).map((c) => ({ ...c, bytes: c.rows * rowBytes }));
-      weights.push({ param: param as GpuParam, layer, name, bytes: shape[0]! * rowBytes, chunks, ...(q8Cols !== undefined ? { q8Cols } : {}) });
-    } else if (bytes > maxBind) {
+      const rowBytes = q8Cols !== undefined ? q8RowBytes(q8Cols) : bytes / shape[0]!;
+      // A q8 chunk is padded by up to 12 bytes (quant-q8.ts): leave room for it under the limit.
+      const chunks = planRowChunks(shape[0]!, rowBytes, q8Cols !== undefined ? maxBind - 12 : maxBind)
+        .map((c) => ({ ...c, bytes: q8Cols !== undefined ? q8Bytes(c.rows, q8Cols) : c.rows * rowBytes }));
+      weights.push({ param: param as GpuParam, layer, name, bytes: chunks.reduce((a, c) => a + c.bytes, 0), chunks, ...(q8Cols !== undefined ? { q8Cols } : {}) });
+    } else if (stored > maxBind) {
       throw new ModelTooLargeError(
-        `tensor ${name} needs one ${fmtBytes(bytes)} buffer, but this adapter binds at most ${fmtBytes(maxBind)} ` +
+        `tensor ${name} needs one ${fmtBytes(stored)} buffer, but this adapter binds at most ${fmtBytes(maxBind)} ` +
           `(maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize}, maxBufferSize ${limits.maxBufferSize})`,
-        bytes, maxBind,
+        stored, maxBind,
       );
     } else {
-      weights.push({ param: param as GpuParam, layer, name, bytes });
+      weights.push({ param: param as GpuParam, layer, name, bytes: stored, ...(q8Cols !== undefined ? { q8Cols } : {}) });
     }
   }
   const weightBytes = weights.reduce((a, w) => a + w.bytes, 0);
@@ -239,7 +249,7 @@ export function describePlan(p: MemoryPlan): string {
   const split = p.weights.filter((w) => w.chunks && w.chunks.length > 1).map((w) => `${w.name} in ${w.chunks!.length} chunks`);
   return [
     `context ${o.contextLimit}, KV ${o.kvFormat}${o.kvReuse ? ' (sliding layers keep the context, for reuse)' : ''}, batch ${o.maxBatch}` +
-      `${o.weights === 'q8' ? ', 8-bit lm_head' : ''}${(o.sessions ?? 1) > 1 ? `, ${o.sessions} conversations kept` : ''}`,
+      `${o.weights === 'q8' ? ', 8-bit attention and lm_head' : ''}${(o.sessions ?? 1) > 1 ? `, ${o.sessions} conversations kept` : ''}`,
     `  weights  ${fmtBytes(p.weightBytes).padStart(10)}${split.length ? ` (${split.join(', ')})` : ''}`,
     `  KV cache ${fmtBytes(p.kvBytes).padStart(10)}${(o.sessions ?? 1) > 1 ? ' per conversation' : ''}`,
     `  scratch  ${fmtBytes(p.scratchBytes).padStart(10)}${(o.sessions ?? 1) > 1 ? ' per conversation' : ''}`,

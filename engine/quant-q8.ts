@@ -4,14 +4,22 @@
  * q = round(x / scale) in [-127, 127]. 1.125 bytes per value instead of 2.
  *
  * A buffer of R rows x K columns holds int8 [R, K] (4 per u32 word, low byte first), then the
- * f32 scales [R, K / 32] (kernels/matvec.ts reads this layout). K must be a multiple of 32.
+ * f32 scales [R, K / 32] (kernels/matvec.ts and matmul-bf16.ts read this layout), padded to a
+ * multiple of 16 bytes: the kernels bind it as array<vec4<u32>>, whose length rounds down, so
+ * without the padding the last row's last scales could fall outside the binding.
+ * K must be a multiple of 32.
  */
 
 export const Q8_BLOCK = 32;
 
-/** Bytes of R rows x K columns in the q8 layout. */
+/** Bytes of R rows x K columns in the q8 layout: values and scales, without the padding. */
+export function q8RowBytes(cols: number): number {
+  return cols + (cols / Q8_BLOCK) * 4;
+}
+
+/** Bytes of the q8 buffer of R rows x K columns (padded to 16). */
 export function q8Bytes(rows: number, cols: number): number {
-  return rows * cols + rows * (cols / Q8_BLOCK) * 4;
+  return Math.ceil((rows * q8RowBytes(cols)) / 16) * 16;
 }
 
 /** Quantises whole bf16 rows (raw little-endian bytes, `cols` values per row). */

@@ -85,7 +85,7 @@ export async function uploadWeights(
     for (const p of inFileOrder(plan, out)) {
       const t = p.tensor;
       if (p.q8Cols !== undefined) {
-        for await (const bytes of uploadQ8(device, ck, t, p.q8Cols, scratch)) await wrote(bytes, p.ref.file);
+        for await (const bytes of uploadQ8(device, ck, p.ref, t, p.q8Cols, p.at / (2 * p.q8Cols), scratch)) await wrote(bytes, p.ref.file);
         continue;
       }
       const bounds = t.chunks ? t.chunks.map((c) => c.bytes) : [t.refs.reduce((a, r) => a + r.end - r.begin, 0)];
@@ -146,16 +146,20 @@ function inFileOrder(plan: WeightEntry[], out: Map<string, UploadedTensor>): Pie
 
 /**
  * Streams a bf16 matrix through the row quantiser into its q8 buffer(s) (one per row chunk:
- * int8 rows, then the chunk's scales); yields the q8 bytes written per piece.
+ * int8 rows, then the chunk's scales); yields the q8 bytes written per piece. `ref` is one of
+ * the weight's tensors: its rows start at `firstRow` (after the parts before it, for a fused
+ * weight, whose rows all share one scale section).
  */
-async function* uploadQ8(device: GPUDevice, ck: Checkpoint, t: UploadedTensor, cols: number, scratch: Uint8Array): AsyncGenerator<number> {
+async function* uploadQ8(
+  device: GPUDevice, ck: Checkpoint, ref: TensorRef, t: UploadedTensor, cols: number, firstRow: number, scratch: Uint8Array,
+): AsyncGenerator<number> {
   const rq = new RowQuantizer(cols);
-  const ref = t.refs[0]!;
-  const totalRows = (ref.end - ref.begin) / (2 * cols);
+  const totalRows = t.refs.reduce((a, r) => a + r.end - r.begin, 0) / (2 * cols);
   const chunks = t.chunks ?? [{ rowStart: 0, rows: totalRows, bytes: q8Bytes(totalRows, cols) }];
   for await (const piece of ck.streamInto(ref, scratch)) {
     const got = rq.push(piece);
     if (!got) continue;
+    got.row += firstRow;
     let r = got.row;
     while (r < got.row + got.rows) {
       const ci = chunks.findIndex((c) => r >= c.rowStart && r < c.rowStart + c.rows);

@@ -18,6 +18,11 @@
  * The caller's module declares K, N, `x`, `weight` (vec4<u32> when K % 8 == 0, else u32; `x`
  * as vec4<f32> in the simple variant when K % 8 == 0), `step` and `store(t, o, v)`.
  * Tails (rows past N, tokens past n_tokens, K not a multiple of the K tile) are masked.
+ *
+ * With `q8` the weight is 8-bit (engine/quant-q8.ts: int8 [N, K], 4 per word, then f32 scales
+ * [N, K / 32]; K % 32 == 0), read as vec4<u32> (16 int8 values, half a scale block), and the
+ * module also declares Q8_FNS: a value is its int8 times its block's scale, as in
+ * f32_q8w_matvec. A 16-wide K tile is then one vec4 and one scale per row, never partial.
  */
 
 /** Tiled GPU path: output tile of a workgroup and K values staged per barrier pair. */
@@ -32,11 +37,23 @@ export const SIMPLE_TOKENS = 4;
 export const SIMPLE_WG = 64;
 
 /** Workgroup arrays and `fn gemm_tiled(tile, tok_tile, lid)`. */
-export function gemmTiled(K: number): string {
+export function gemmTiled(K: number, q8 = false): string {
   const vec8 = K % 8 === 0;
   const RG = GEMM_ROWS / 4; // row groups of 4 (threads along rows)
   const TG = GEMM_TOKENS / 4;
-  const wLoad = vec8
+  const wLoad = q8
+    ? `    // W tile: ${GEMM_ROWS} rows x ${KT} k = one vec4<u32> of int8 and one scale per row, stored k-major.
+    if (lid < ${GEMM_ROWS}u) {
+      var w = vec4<u32>(0u);
+      var sc = 0.0;
+      if (row0 + lid < N) { w = weight[((row0 + lid) * K + k0) / 16u]; sc = q8_scale(row0 + lid, k0); }
+      for (var j = 0u; j < 4u; j++) {
+        let v = i8x4(w[j]) * sc;
+        let d = 4u * j * ${RG}u + lid / 4u;
+        ws[d][lid % 4u] = v.x; ws[d + ${RG}u][lid % 4u] = v.y; ws[d + ${2 * RG}u][lid % 4u] = v.z; ws[d + ${3 * RG}u][lid % 4u] = v.w;
+      }
+    }`
+    : vec8
     ? `    // W tile: ${GEMM_ROWS} rows x ${KT} k = ${(GEMM_ROWS * KT) / 8} vec4<u32> (8 bf16 each), stored k-major.
     if (lid < ${(GEMM_ROWS * KT) / 8}u) {
       let rr = lid / ${KT / 8}u;
@@ -114,15 +131,25 @@ ${wLoad}
  * unrolled over that register tile (R x TN scalar accumulators). Rows and tokens past the end
  * are clamped for loading and skipped for storing. TN = 1 is the one-token (decode) form.
  */
-export function gemmSimple(K: number, R: number, TN: number, name: string): string {
+export function gemmSimple(K: number, R: number, TN: number, name: string, q8 = false): string {
   const vec8 = K % 8 === 0;
   const rows = [...Array(R).keys()];
   const toks = [...Array(TN).keys()];
   const lines: string[] = [];
-  for (const r of rows) lines.push(`  let wb${r} = min(row0 + ${r}u, N - 1u) * ${vec8 ? 'K8' : 'K2'};`);
+  for (const r of rows) lines.push(q8 ? `  let r${r} = min(row0 + ${r}u, N - 1u); let wb${r} = r${r} * K16;` : `  let wb${r} = min(row0 + ${r}u, N - 1u) * ${vec8 ? 'K8' : 'K2'};`);
   for (const t of toks) lines.push(`  let xb${t} = min(tok0 + ${t}u, nt - 1u) * ${vec8 ? 'K4' : 'K'};`);
   for (const r of rows) for (const t of toks) lines.push(`  var a${r}_${t} = 0.0;`);
-  if (vec8) {
+  if (q8) {
+    // One step: 16 k per row (a vec4<u32> of int8 and its block's scale), four vec4<f32> of x per token.
+    lines.push('  for (var u = 0u; u < K16; u++) {');
+    for (const t of toks) lines.push(`    let x${t} = array<vec4<f32>, 4>(x[xb${t} + 4u * u], x[xb${t} + 4u * u + 1u], x[xb${t} + 4u * u + 2u], x[xb${t} + 4u * u + 3u]);`);
+    for (const r of rows) {
+      lines.push(`    let w${r} = weight[wb${r} + u]; let s${r} = q8_scale(r${r}, 16u * u);`);
+      for (const t of toks) {
+        lines.push(`    a${r}_${t} += s${r} * (dot(i8x4(w${r}.x), x${t}[0]) + dot(i8x4(w${r}.y), x${t}[1]) + dot(i8x4(w${r}.z), x${t}[2]) + dot(i8x4(w${r}.w), x${t}[3]));`);
+      }
+    }
+  } else if (vec8) {
     // One step: 8 k per row (a vec4<u32>), two vec4<f32> of x per token.
     lines.push('  for (var u = 0u; u < K8; u++) {');
     for (const t of toks) lines.push(`    let xl${t} = x[xb${t} + 2u * u]; let xh${t} = x[xb${t} + 2u * u + 1u];`);
@@ -160,3 +187,18 @@ export const SIMPLE_CONSTS = /* wgsl */ `
 const K2: u32 = K / 2u;
 const K4: u32 = K / 4u;
 const K8: u32 = K / 8u;`;
+
+/**
+ * What the q8 paths read besides `weight` (array<vec4<u32>>): i8x4 (four int8 of a word, low
+ * byte first) and q8_scale(row, k), the f32 scale of the block holding W[row, k], stored after
+ * the N x K int8 values.
+ */
+export const Q8_FNS = /* wgsl */ `
+const K16: u32 = K / 16u;
+fn i8x4(w: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+fn q8_scale(row: u32, k: u32) -> f32 {
+  let si = N * (K / 4u) + row * (K / 32u) + k / 32u;
+  return bitcast<f32>(weight[si / 4u][si % 4u]);
+}`;

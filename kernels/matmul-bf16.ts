@@ -15,11 +15,15 @@
  * The row-group index is folded into (x, y) so the lm_head (201088 rows) stays under 65535
  * workgroups per dimension; the prefill token tile is workgroup_id.z.
  * Assumes K even (a row starts on a u32 boundary). N and T may be anything.
+ *
+ * f32_q8w_matmul (`weights: 'q8'`): the same with W stored 8-bit (engine/quant-q8.ts: int8
+ * [N, K] then f32 scales [N, K / 32] in the one weight binding, read as array<vec4<u32>>);
+ * K % 32 == 0. Each value is its int8 times its block's scale, as f32_q8w_matvec reads it.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
 import { bindBuffers, grid2d, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 import {
-  gemmSimple, gemmTiled, GEMM_ROWS, GEMM_TOKENS, SIMPLE_CONSTS, SIMPLE_ROWS, SIMPLE_TOKENS, SIMPLE_WG,
+  gemmSimple, gemmTiled, GEMM_ROWS, GEMM_TOKENS, Q8_FNS, SIMPLE_CONSTS, SIMPLE_ROWS, SIMPLE_TOKENS, SIMPLE_WG,
 } from './matmul-bf16-prefill.ts';
 
 const WG = 256;
@@ -42,6 +46,8 @@ export interface Bf16MatmulParams {
    * SwiftShader, where a barrier costs far more than the arithmetic; GPUs use 'tiled'.
    */
   variant?: 'tiled' | 'simple';
+  /** 'q8': 8-bit weights with a scale per 32 values (f32_q8w_matmul); default 'bf16'. */
+  weights?: 'bf16' | 'q8';
 }
 
 /** Module-level declarations both variants share: constants, bindings and `store`. */
@@ -58,6 +64,7 @@ const OUT_OFFSET: u32 = ${p.outOffset}u;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> step: Step;
 ${p.bias ? '@group(0) @binding(4) var<storage, read> bias: array<u32>;' : ''}
+${p.weights === 'q8' ? Q8_FNS : ''}
 
 fn store(t: u32, o: u32, v: f32) {
   let idx = t * OUT_STRIDE + OUT_OFFSET + o;
@@ -71,6 +78,7 @@ export function matmulSource(p: Required<Bf16MatmulParams>): string {
   if (p.variant === 'simple') return simpleMatmulSource(p);
   const K = p.inDim;
   const vec8 = K % 8 === 0;
+  const q8 = p.weights === 'q8';
   return /* wgsl */ `${header(p, 'f32', vec8 ? 'vec4<u32>' : 'u32')}
 
 var<workgroup> red: array<f32, ${WG}>;
@@ -80,7 +88,16 @@ fn matvec(group: u32, lid: u32) {
   let o = group * ${ROWS}u + lid / ${LANES}u;
   var acc = 0.0;
   if (o < N) {
-${vec8 ? `    let base = o * (K / 8u);
+${q8 ? `    for (var u = lane; u < K16; u += ${LANES}u) {
+      let w = weight[o * K16 + u];
+      let xi = u * 16u;
+      var d = 0.0;
+      for (var j = 0u; j < 4u; j++) {
+        let i = xi + 4u * j;
+        d += dot(i8x4(w[j]), vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]));
+      }
+      acc += q8_scale(o, xi) * d;
+    }` : vec8 ? `    let base = o * (K / 8u);
     for (var u = lane; u < K / 8u; u += ${LANES}u) {
       let w = weight[base + u];
       let xi = u * 8u;
@@ -102,7 +119,7 @@ ${vec8 ? `    let base = o * (K / 8u);
   }
   if (lane == 0u && o < N) { store(0u, o, red[lid]); }
 }
-${gemmTiled(K)}
+${gemmTiled(K, q8)}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -124,8 +141,8 @@ function simpleMatmulSource(p: Required<Bf16MatmulParams>): string {
   const vec8 = K % 8 === 0;
   return /* wgsl */ `${header(p, vec8 ? 'vec4<f32>' : 'f32', vec8 ? 'vec4<u32>' : 'u32')}
 ${SIMPLE_CONSTS}
-${gemmSimple(K, SIMPLE_ROWS, 1, 'gemm_one')}
-${gemmSimple(K, SIMPLE_ROWS, SIMPLE_TOKENS, 'gemm_simple')}
+${gemmSimple(K, SIMPLE_ROWS, 1, 'gemm_one', p.weights === 'q8')}
+${gemmSimple(K, SIMPLE_ROWS, SIMPLE_TOKENS, 'gemm_simple', p.weights === 'q8')}
 
 @compute @workgroup_size(${SIMPLE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -154,14 +171,17 @@ export class Bf16MatmulKernel {
   readonly p: Required<Bf16MatmulParams>;
 
   constructor(cache: PipelineCache, params: Bf16MatmulParams) {
-    const p: Required<Bf16MatmulParams> = { ...params, outStride: params.outStride ?? params.outDim, outOffset: params.outOffset ?? 0, variant: params.variant ?? 'tiled' };
+    const p: Required<Bf16MatmulParams> = {
+      ...params, outStride: params.outStride ?? params.outDim, outOffset: params.outOffset ?? 0, variant: params.variant ?? 'tiled', weights: params.weights ?? 'bf16',
+    };
     if (p.inDim % 2 !== 0) throw new Error(`f32_bf16w_matmul: inDim ${p.inDim} must be even`);
+    if (p.weights === 'q8' && p.inDim % 32 !== 0) throw new Error(`f32_q8w_matmul: inDim ${p.inDim} must be a multiple of 32`);
     if (p.outOffset + p.outDim > p.outStride) {
       throw new Error(`f32_bf16w_matmul: rows ${p.outOffset}..${p.outOffset + p.outDim} do not fit in outStride ${p.outStride}`);
     }
     this.p = p;
     const strided = p.outStride !== p.outDim || p.outOffset !== 0;
-    this.key = kernelKey('f32_bf16w_matmul', {
+    this.key = kernelKey(p.weights === 'q8' ? 'f32_q8w_matmul' : 'f32_bf16w_matmul', {
       k: p.inDim, n: p.outDim, bias: p.bias, acc: p.accumulate, s: strided ? p.outStride : undefined, o: strided ? p.outOffset : undefined, simple: p.variant === 'simple',
     });
     this.pipeline = cache.get(this.key, () => matmulSource(p));

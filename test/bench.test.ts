@@ -52,6 +52,15 @@ describe('decodeWeightBytes', () => {
     }
   });
 
+  it("reads 1.125 bytes per value of qkv, o and lm_head with weights 'q8'", () => {
+    const c = synthConfig(synthShape('20b'));
+    const [b, q] = [decodeWeightBytes(c), decodeWeightBytes(c, 'q8')];
+    expect(b.attention - q.attention).toBe(0.875 * 24 * (5120 * 2880 + 2880 * 4096));
+    expect(b.lmHead - q.lmHead).toBe(0.875 * 201088 * 2880);
+    expect(q.total).toBe(q.attention + q.router + q.norms + q.experts + q.embed + q.lmHead);
+    expect([q.router, q.experts], 'router and experts as stored').toEqual([b.router, b.experts]);
+  });
+
   it('gives the SPEC §6 sizes for gpt-oss-20b', () => {
     const b = decodeWeightBytes(synthConfig(synthShape('20b')));
     const H = 2880, I = 2880, L = 24, k = 4, V = 201088, q = 64 * 64, kv = 8 * 64;

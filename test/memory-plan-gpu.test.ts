@@ -29,6 +29,7 @@ describe('memory plan vs GPU buffers actually created', () => {
 
   const cases: { name: string; options: ModelOptions; allLogits?: boolean }[] = [
     { name: 'q8 cache, context 256, batch 16', options: { kvFormat: 'q8', contextLimit: 256, maxBatch: 16 } },
+    { name: "q8 weights (qkv, o, lm_head), context 64, batch 8", options: { kvFormat: 'q8', contextLimit: 64, maxBatch: 8, weights: 'q8' } },
     { name: 'f32 cache, context 100, batch 8, every position\'s logits', options: { kvFormat: 'f32', contextLimit: 100, maxBatch: 8, allLogits: true }, allLogits: true },
   ];
 

@@ -22,6 +22,20 @@ describe('memory plan', () => {
     console.log(`20b at 32k: weights ${p.weightBytes}, KV ${p.kvBytes}, scratch ${p.scratchBytes}, total ${p.totalBytes}`);
   });
 
+  it("sizes the 8-bit qkv, o and lm_head of weights 'q8' (1.125 bytes per value, router and the rest as stored)", () => {
+    const bf16 = planMemory(c20b, limits, opts(4096));
+    const q8 = planMemory(c20b, limits, { ...opts(4096), weights: 'q8' });
+    // 24 layers x (qkv 5120 x 2880 + o 2880 x 4096) and lm_head 201088 x 2880, at 2 - 1.125 bytes saved each
+    const saved = 0.875 * (24 * (5120 * 2880 + 2880 * 4096) + 201088 * 2880);
+    expect(bf16.weightBytes - q8.weightBytes).toBe(saved);
+    expect(q8.weightBytes).toBe(12_697_139_328);
+    for (const param of ['qkv_w', 'o_w', 'lm_head']) {
+      for (const w of q8.weights.filter((x) => x.param === param)) expect(w.q8Cols, `${w.name} q8Cols`).toBe(param === 'o_w' ? 4096 : 2880);
+    }
+    expect(q8.weights.filter((x) => x.q8Cols !== undefined).length, 'q8 matrices: qkv and o per layer, lm_head').toBe(2 * 24 + 1);
+    console.log(`20b weights: bf16 ${bf16.weightBytes}, q8 ${q8.weightBytes} (${(saved / 1e9).toFixed(3)} GB less)`);
+  });
+
   it('splits the embedding and lm_head past the binding limit', () => {
     const limit = 512 * 2 ** 20;
     const p = planMemory(c20b, { maxBufferSize: limit, maxStorageBufferBindingSize: limit }, opts(4096));

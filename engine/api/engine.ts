@@ -51,7 +51,7 @@ export interface CreateEngineOptions {
   /** Longest prompt + answer (default min(4096, the model's maximum)). */
   contextLimit?: number;
   kvFormat?: KvFormat;
-  /** 'q8': 8-bit lm_head quantised at load (faster decode, stated error); default 'bf16' (exact). */
+  /** 'q8': 8-bit attention projections and lm_head, quantised at load (less memory, faster decode, stated error); default 'bf16' (exact). */
   weights?: WeightFormat;
   /**
    * Conversations whose KV cache is kept between requests (default 1): a request that repeats

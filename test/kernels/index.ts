@@ -5,7 +5,8 @@
  *   rmsnorm            rmsnorm.ts RmsNormKernel               rmsNorm
  *   embed              embed.ts EmbedKernel                   a row gather of the exact bf16 values
  *   matmul             matmul-bf16.ts Bf16MatmulKernel        linear
- *   gemm               matmul-bf16.ts prefill GEMMs (n > 1)   f64 loops in the case table
+ *   gemm               matmul-bf16.ts prefill GEMMs (n > 1),  f64 loops in the case table
+ *                      bf16 and q8 weights (f32_q8w_matmul)   (q8: over the dequantised weights)
  *   matvec             matvec.ts MatvecKernel (+ sample.ts SampleCandidatesKernel)
  *                                                            rmsNorm, linear; engine/sampling.ts sampleCpu, gumbelScore
  *   attention          rope.ts, kv-cache.ts, attention.ts     reference/rope.ts applyRope, quantizeQ8, attention
@@ -78,6 +79,8 @@ export const KERNEL_PATHS: KernelPath[] = [
   { family: 'matmul', path: 'simple', requires: [], use: 'fallback (CPU) adapters such as SwiftShader (barrier-free)' },
   { family: 'gemm', path: 'tiled', requires: [], use: 'GPUs: prefill projections (64 x 64 workgroup tiles, 4 x 4 per thread)' },
   { family: 'gemm', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill projections (4 rows x 4 tokens per invocation, barrier-free)' },
+  { family: 'gemm', path: 'tiled-q8', requires: [], use: "GPUs with weights 'q8': prefill qkv and o projections from 8-bit weights" },
+  { family: 'gemm', path: 'simple-q8', requires: [], use: "fallback (CPU) adapters with weights 'q8': prefill qkv and o projections from 8-bit weights" },
   { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
   { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
   { family: 'matvec', path: 'tiled-subgroup', requires: ['subgroups'], fallback: 'tiled', use: 'GPUs with subgroups: decode projections and lm_head, row sums and the norm by subgroup reductions' },
