@@ -83,9 +83,12 @@ else
   echo "no nvidia-smi" | tee "$OUT/nvidia-smi.txt"
 fi
 
-say "GPU tests (kernels, golden logits, generation)"
-TESTS=(test/kernels.test.ts test/engine-gpu-golden.test.ts test/engine-gpu-generate.test.ts)
-TESTS_TIMEOUT_S=180
+say "GPU tests (kernels, golden logits at every batch size, 8-bit weights, generation)"
+# On a GPU the engine runs the tiled kernels (subgroup reductions where offered, f16 where granted):
+# these files check them against the reference where CI, on SwiftShader, runs the simple ones.
+TESTS=(test/kernels.test.ts test/engine-gpu-golden.test.ts test/engine-gpu-batches.test.ts test/engine-gpu-prefill.test.ts
+  test/weights-q8.test.ts test/engine-gpu-generate.test.ts)
+TESTS_TIMEOUT_S=240
 # A CPU adapter needs minutes for the kernel cases: the smoke run checks the mechanics with two files.
 [ "$MODE" = smoke ] && TESTS=(test/engine-gpu-golden.test.ts test/engine-gpu-generate.test.ts) && TESTS_TIMEOUT_S=600
 tests_t0=$(date +%s)
