@@ -153,14 +153,14 @@ const SESSIONS: Session[] = [
   // GQA 1, full, >64 keys (several online-softmax tiles), prefill then decode then prefill on a cache.
   { name: 'full gqa1', H: 4, nKv: 4, D: 16, kind: 'full', window: 0, steps: [70, 1, 1, 3] },
   // GQA 2, sliding W=4: batch of 13 > window, ring wrap-around, decodes, a prefill on a cache.
-  { name: 'sliding gqa2 W=4 T>W', H: 4, nKv: 2, D: 16, kind: 'sliding', window: 4, steps: [13, 1, 1, 5, 1], browser: true },
+  { name: 'sliding gqa2 W=4 T>W', H: 4, nKv: 2, D: 16, kind: 'sliding', window: 4, steps: [13, 1, 1, 5, 1] },
   // GQA 8, D=64, sliding W=8: decode after N < W, then N > W with wrap; extreme sinks.
   {
     name: 'sliding gqa8 D64 sinks', H: 8, nKv: 1, D: 64, kind: 'sliding', window: 8, steps: [5, 1, 6, 1, 1],
     sinks: [30, -30, 0.5, -2, 8, -100, 1, 3],
   },
   // GQA 4, D=64, full layer; decodes from one cached key.
-  { name: 'full gqa4 D64 sinks', H: 8, nKv: 2, D: 64, kind: 'full', window: 0, steps: [1, 1, 9, 1], sinks: [-30, 30, 0, 0, 2, -3, 5, -1], browser: true },
+  { name: 'full gqa4 D64 sinks', H: 8, nKv: 2, D: 64, kind: 'full', window: 0, steps: [1, 1, 9, 1], sinks: [-30, 30, 0, 0, 2, -3, 5, -1] },
   // Sliding window wider than a 64-key tile: the window bound inside the second tile.
   { name: 'sliding gqa2 W=70', H: 2, nKv: 1, D: 32, kind: 'sliding', window: 70, steps: [90, 1, 2] },
 ];
@@ -251,6 +251,10 @@ async function attentionSessionCases(device: GPUDevice, cache: PipelineCache, s:
   return results;
 }
 
+/**
+ * RoPE and the KV store everywhere; the attention sessions (the tiled kernel, prefill then decode
+ * on one cache) in Node only: each browser runs the same kernel in flash_attention_tiled.
+ */
 export async function attentionCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results = [...(await ropeCases(device, cache)), ...(await kvStoreCases(device, cache))];

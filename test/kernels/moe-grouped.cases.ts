@@ -86,7 +86,7 @@ const GROUPED: GroupedCase[] = [
   // variant's 8-block staging; down's 48 row pairs leave a partial workgroup
   { H: 96, I: 64, E: 8, k: 3, T: 9, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1.5, atol: 1e-5 },
   // 21 slots per expert: tiles of 16 and 5, the simple variant's 4-slot chunks several times and partly
-  { H: 96, I: 64, E: 8, k: 3, T: 21, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1, same: true, atol: 1e-5, note: 'all tokens on experts 0..2', browser: true },
+  { H: 96, I: 64, E: 8, k: 3, T: 21, tile: 16, scales: { kind: 'normal', center: 124 }, hScale: 1, same: true, atol: 1e-5, note: 'all tokens on experts 0..2' },
   { H: 64, I: 64, E: 3, k: 2, T: 3, tile: 4, scales: { kind: 'wide', center: 147 }, hScale: 2 ** -20, atol: 1e-5, note: 'wide scales' },
   { H: 2880, I: 2880, E: 2, k: 2, T: 3, tile: 16, scales: { kind: 'normal', center: 121 }, hScale: 1, atol: 1e-4, note: 'gpt-oss shape', variants: ['simple'] },
 ];

@@ -10,6 +10,7 @@ import { linear, rmsNorm, topK, topkSoftmax } from '../../engine/reference/ops.t
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { RouterDecodeKernel } from '../../kernels/router.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { inScope, type CaseScope } from './scope.ts';
 import { runPass, rwStorage } from '../gpu/dispatch.ts';
 
 const EPS = 1e-5;
@@ -20,14 +21,16 @@ interface Case {
   H: number;
   /** 'copy': rows copied so logits tie inside the top k and at its boundary; 'flat': zero rows, equal biases. */
   ties?: 'copy' | 'flat';
+  /** Runs in the browsers too (scope.ts). */
+  browser?: boolean;
 }
 
 const CASES: Case[] = [
-  { E: 8, k: 4, H: 64 },
-  { E: 8, k: 4, H: 64, ties: 'copy' },
-  { E: 8, k: 4, H: 64, ties: 'flat' },
+  { E: 8, k: 4, H: 64, browser: true },
+  { E: 8, k: 4, H: 64, ties: 'copy', browser: true },
+  { E: 8, k: 4, H: 64, ties: 'flat', browser: true },
   { E: 8, k: 1, H: 64, ties: 'copy' },
-  { E: 32, k: 4, H: 96 }, // 20b's E and k
+  { E: 32, k: 4, H: 96, browser: true }, // 20b's E and k
   { E: 32, k: 1, H: 96, ties: 'copy' },
   // 120b: the real hidden size once (SwiftShader takes ~8 s to compile its 11 KiB of staged x).
   { E: 128, k: 4, H: 2880, ties: 'copy' },
@@ -43,10 +46,10 @@ function copyRow(w: Bf16, b: Bf16, H: number, from: number, to: number): void {
   b.values.copyWithin(to, from, from + 1);
 }
 
-export async function routerDecodeCases(device: GPUDevice): Promise<CaseResult[]> {
+export async function routerDecodeCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
-  for (const c of CASES) {
+  for (const c of inScope(CASES, scope)) {
     const { E, k, H } = c;
     const rng = new TestRng(E * 1000 + k * 100 + H + (c.ties ? c.ties.length : 0));
     const x = rng.f32(H, 3);
