@@ -87,6 +87,8 @@ export class GpuSession {
   private readonly sampleFull: BoundOp;
   private readonly sampleCand: BoundOp;
   private readonly logitRows: number;
+  /** Created with allLogits: `append(..., 'all')` answers every position (even when maxBatch is 1). */
+  private readonly allLogits: boolean;
 
   constructor(readonly model: GpuModel, options: SessionOptions = {}) {
     const c = model.config;
@@ -97,7 +99,8 @@ export class GpuSession {
     }
     const T = model.maxBatch;
     const qkvRows = (c.numHeads + 2 * c.numKvHeads) * c.headDim;
-    this.logitRows = options.allLogits ? T : 1;
+    this.allLogits = options.allLogits === true;
+    this.logitRows = this.allLogits ? T : 1;
     const f32 = (n: number, label: string) => this.track(createBuffer(dev, n * 4, STORAGE(), label));
     this.b = {
       step: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'step')),
@@ -176,7 +179,7 @@ export class GpuSession {
   async append(tokens: number[], want: 'none' | 'last' | 'all' = 'none'): Promise<Float32Array | undefined> {
     this.checkIdle();
     const c = this.model.config;
-    if (want === 'all' && this.logitRows === 1) throw new Error('logits of every position need a session created with allLogits');
+    if (want === 'all' && !this.allLogits) throw new Error('logits of every position need a session created with allLogits');
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new RangeError(`token id ${t} is outside the vocabulary [0, ${c.vocabSize})`);
     }
