@@ -1,65 +1,18 @@
 /**
  * Streaming SHA-1, only for Git blob ids: Hugging Face publishes no sha256 for files kept in
  * Git rather than LFS (config.json, small JSON files), only their Git object id,
- * sha1("blob <size>\0" + content). Same block handling as sha256.ts.
+ * sha1("blob <size>\0" + content). Block framing: block-hash.ts.
  */
-import { toHex } from './sha256.ts';
+import { BlockHash } from './block-hash.ts';
 
-export class Sha1 {
-  private readonly h = new Int32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0]);
+export class Sha1 extends BlockHash {
   private readonly w = new Int32Array(80);
-  private readonly tail = new Uint8Array(64);
-  private tailLen = 0;
-  private total = 0;
-  private done = false;
 
-  get length(): number {
-    return this.total;
+  constructor() {
+    super('Sha1', new Int32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0]));
   }
 
-  update(data: Uint8Array): this {
-    if (this.done) throw new Error('Sha1: update after digest');
-    this.total += data.length;
-    let i = 0;
-    if (this.tailLen > 0) {
-      i = Math.min(64 - this.tailLen, data.length);
-      this.tail.set(data.subarray(0, i), this.tailLen);
-      this.tailLen += i;
-      if (this.tailLen < 64) return this;
-      this.compress(this.tail, 0, 64);
-      this.tailLen = 0;
-    }
-    const whole = i + ((data.length - i) & ~63);
-    if (whole > i) this.compress(data, i, whole);
-    if (whole < data.length) {
-      this.tail.set(data.subarray(whole), 0);
-      this.tailLen = data.length - whole;
-    }
-    return this;
-  }
-
-  digest(): Uint8Array {
-    if (this.done) throw new Error('Sha1: digest called twice');
-    const bits = this.total * 8;
-    const pad = new Uint8Array(this.tailLen < 56 ? 64 : 128);
-    pad.set(this.tail.subarray(0, this.tailLen));
-    pad[this.tailLen] = 0x80;
-    const v = new DataView(pad.buffer);
-    v.setUint32(pad.length - 8, Math.floor(bits / 2 ** 32));
-    v.setUint32(pad.length - 4, bits >>> 0);
-    this.compress(pad, 0, pad.length);
-    this.done = true;
-    const out = new Uint8Array(20);
-    const o = new DataView(out.buffer);
-    for (let j = 0; j < 5; j++) o.setInt32(j * 4, this.h[j]!);
-    return out;
-  }
-
-  hex(): string {
-    return toHex(this.digest());
-  }
-
-  private compress(d: Uint8Array, from: number, to: number): void {
+  protected compress(d: Uint8Array, from: number, to: number): void {
     const h = this.h;
     const w = this.w;
     let h0 = h[0]!, h1 = h[1]!, h2 = h[2]!, h3 = h[3]!, h4 = h[4]!;

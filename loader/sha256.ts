@@ -1,9 +1,10 @@
 /**
  * Streaming SHA-256 (FIPS 180-4) in plain TypeScript: the same code in browsers, Node and Deno.
  * WebCrypto's digest() only takes a whole buffer, and node:crypto is Node-only, so a checkpoint
- * streamed in chunks is hashed here as it arrives. Blocks are compressed straight from the
- * caller's array (no copy) with the state in locals; only a partial block is buffered.
+ * streamed in chunks is hashed here as it arrives (block framing: block-hash.ts), the state in
+ * locals while a run of blocks is compressed.
  */
+import { BlockHash } from './block-hash.ts';
 
 const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -16,64 +17,15 @@ const K = new Int32Array([
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
-export class Sha256 {
-  private readonly h = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+export class Sha256 extends BlockHash {
   private readonly w = new Int32Array(64);
-  private readonly tail = new Uint8Array(64);
-  private tailLen = 0;
-  private total = 0;
-  private done = false;
 
-  /** Bytes hashed so far. */
-  get length(): number {
-    return this.total;
-  }
-
-  update(data: Uint8Array): this {
-    if (this.done) throw new Error('Sha256: update after digest');
-    this.total += data.length;
-    let i = 0;
-    if (this.tailLen > 0) {
-      i = Math.min(64 - this.tailLen, data.length);
-      this.tail.set(data.subarray(0, i), this.tailLen);
-      this.tailLen += i;
-      if (this.tailLen < 64) return this;
-      this.compress(this.tail, 0, 64);
-      this.tailLen = 0;
-    }
-    const whole = i + ((data.length - i) & ~63);
-    if (whole > i) this.compress(data, i, whole);
-    if (whole < data.length) {
-      this.tail.set(data.subarray(whole), 0);
-      this.tailLen = data.length - whole;
-    }
-    return this;
-  }
-
-  /** The 32-byte digest; the hasher cannot be updated afterwards. */
-  digest(): Uint8Array {
-    if (this.done) throw new Error('Sha256: digest called twice');
-    const bits = this.total * 8;
-    const pad = new Uint8Array(this.tailLen < 56 ? 64 : 128);
-    pad.set(this.tail.subarray(0, this.tailLen));
-    pad[this.tailLen] = 0x80;
-    const v = new DataView(pad.buffer);
-    v.setUint32(pad.length - 8, Math.floor(bits / 2 ** 32));
-    v.setUint32(pad.length - 4, bits >>> 0);
-    this.compress(pad, 0, pad.length);
-    this.done = true;
-    const out = new Uint8Array(32);
-    const o = new DataView(out.buffer);
-    for (let j = 0; j < 8; j++) o.setInt32(j * 4, this.h[j]!);
-    return out;
-  }
-
-  hex(): string {
-    return toHex(this.digest());
+  constructor() {
+    super('Sha256', new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]));
   }
 
   /** Compresses the 64-byte blocks of d[from, to). */
-  private compress(d: Uint8Array, from: number, to: number): void {
+  protected compress(d: Uint8Array, from: number, to: number): void {
     const h = this.h;
     const w = this.w;
     let h0 = h[0]!, h1 = h[1]!, h2 = h[2]!, h3 = h[3]!, h4 = h[4]!, h5 = h[5]!, h6 = h[6]!, h7 = h[7]!;
@@ -115,12 +67,6 @@ export class Sha256 {
     }
     h[0] = h0; h[1] = h1; h[2] = h2; h[3] = h3; h[4] = h4; h[5] = h5; h[6] = h6; h[7] = h7;
   }
-}
-
-export function toHex(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += b.toString(16).padStart(2, '0');
-  return s;
 }
 
 /** sha256 of one buffer, as lowercase hex. */
