@@ -18,6 +18,40 @@ export interface TopkSoftmaxParams {
   k: number;
 }
 
+/**
+ * WGSL statements: the top k of E logits (`logit` reads logit i) in k passes, each taking the
+ * best entry that ranks strictly after the previous pick in (value desc, index asc) order, and
+ * the softmax over those k; expert j's id and weight go to ids[at] and weights[at] (`at` in j).
+ * Shared by the batched top-k and the decode router.
+ */
+function topkSoftmaxWgsl(k: number, logit: string, at: string): string {
+  return /* wgsl */ `  var vals: array<f32, ${k}>;
+  var prev_v = 0.0;
+  var prev_i = 0u;
+  for (var j = 0u; j < K; j++) {
+    var best_i = E;
+    var best_v = 0.0;
+    for (var i = 0u; i < E; i++) {
+      let v = ${logit};
+      // ranks after the previous pick: smaller value, or equal value and higher index
+      let after = j == 0u || v < prev_v || (v == prev_v && i > prev_i);
+      // strictly greater keeps the lowest index among equal values
+      if (after && (best_i == E || v > best_v)) { best_i = i; best_v = v; }
+    }
+    vals[j] = best_v;
+    ids[${at}] = best_i;
+    prev_v = best_v;
+    prev_i = best_i;
+  }
+  let m = vals[0];
+  var sum = 0.0;
+  for (var j = 0u; j < K; j++) {
+    vals[j] = exp(vals[j] - m);
+    sum += vals[j];
+  }
+  for (var j = 0u; j < K; j++) { weights[${at}] = vals[j] / sum; }`;
+}
+
 export function topkSoftmaxSource(p: TopkSoftmaxParams): string {
   return /* wgsl */ `
 ${STEP_STRUCT}
@@ -33,31 +67,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.x;
   if (t >= step.n_tokens) { return; }
   let base = t * E;
-  var vals: array<f32, ${p.k}>;
-  var prev_v = 0.0;
-  var prev_i = 0u;
-  for (var j = 0u; j < K; j++) {
-    var best_i = E;
-    var best_v = 0.0;
-    for (var i = 0u; i < E; i++) {
-      let v = logits[base + i];
-      // ranks after the previous pick: smaller value, or equal value and higher index
-      let after = j == 0u || v < prev_v || (v == prev_v && i > prev_i);
-      // strictly greater keeps the lowest index among equal values
-      if (after && (best_i == E || v > best_v)) { best_i = i; best_v = v; }
-    }
-    vals[j] = best_v;
-    ids[t * K + j] = best_i;
-    prev_v = best_v;
-    prev_i = best_i;
-  }
-  let m = vals[0];
-  var sum = 0.0;
-  for (var j = 0u; j < K; j++) {
-    vals[j] = exp(vals[j] - m);
-    sum += vals[j];
-  }
-  for (var j = 0u; j < K; j++) { weights[t * K + j] = vals[j] / sum; }
+${topkSoftmaxWgsl(p.k, 'logits[base + i]', 't * K + j')}
 }`;
 }
 
@@ -179,29 +189,7 @@ ${sg ? '    let rs = sg_run_sum(acc, id, sz, LANES);' : `    red[lid] = acc;
     workgroupBarrier();
   }
   if (lid == 0u) {
-    var vals: array<f32, ${p.k}>;
-    var prev_v = 0.0;
-    var prev_i = 0u;
-    for (var j = 0u; j < K; j++) {
-      var best_i = E;
-      var best_v = 0.0;
-      for (var i = 0u; i < E; i++) {
-        let v = lg[i];
-        let after = j == 0u || v < prev_v || (v == prev_v && i > prev_i);
-        if (after && (best_i == E || v > best_v)) { best_i = i; best_v = v; }
-      }
-      vals[j] = best_v;
-      ids[j] = best_i;
-      prev_v = best_v;
-      prev_i = best_i;
-    }
-    let m = vals[0];
-    var sum = 0.0;
-    for (var j = 0u; j < K; j++) {
-      vals[j] = exp(vals[j] - m);
-      sum += vals[j];
-    }
-    for (var j = 0u; j < K; j++) { weights[j] = vals[j] / sum; }
+${topkSoftmaxWgsl(p.k, 'lg[i]', 'j')}
   }
 }`;
 }
