@@ -3,12 +3,12 @@
  * and K tails, bias, accumulate, a lm_head-style strided output and a row-chunked matrix.
  * Runs in Node and in the browser.
  */
-import { bufferFrom, createBuffer, readF32 } from '../../engine/gpu/buffers.ts';
+import { bufferFrom, readF32 } from '../../engine/gpu/buffers.ts';
 import { linear } from '../../engine/reference/ops.ts';
-import { STEP_BYTES, writeStep } from '../../kernels/common.ts';
 import { Bf16MatmulKernel, planRowChunks } from '../../kernels/matmul-bf16.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { checkClose, TestRng, type CaseResult } from '../gpu/check.ts';
+import { runPass, stepBuffer } from '../gpu/dispatch.ts';
 import { inScope, type CaseScope } from './scope.ts';
 
 interface Shape {
@@ -51,21 +51,6 @@ function cpuMatmul(
 /** f32 accumulation vs f64: error grows like sqrt(K) times the term scale. */
 const tol = (k: number) => 2e-5 * Math.sqrt(k);
 
-function stepBuffer(device: GPUDevice, tokens: number): GPUBuffer {
-  const buf = createBuffer(device, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-  writeStep(device, buf, tokens, 0);
-  return buf;
-}
-
-async function run(device: GPUDevice, work: (pass: GPUComputePassEncoder) => void): Promise<void> {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  work(pass);
-  pass.end();
-  device.queue.submit([enc.finish()]);
-  await device.queue.onSubmittedWorkDone();
-}
-
 export async function matmulCases(device: GPUDevice, scope?: CaseScope): Promise<CaseResult[]> {
   const cache = new PipelineCache(device);
   const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -90,7 +75,7 @@ export async function matmulCases(device: GPUDevice, scope?: CaseScope): Promise
       out: bufferFrom(device, init, STORAGE),
       step: stepBuffer(device, tokens),
     };
-    await run(device, (pass) => kern.encode(pass, kern.bind(device, bufs), tokens));
+    await runPass(device, (pass) => kern.encode(pass, kern.bind(device, bufs), tokens));
     const got = await readF32(device, bufs.out, tokens * stride);
     const want = cpuMatmul(w.values, b?.values ?? null, x, tokens, rows, k, init, !!s.acc, stride, offset);
     const shape = `T=${tokens} N=${rows} K=${k}${s.outStride ? ` stride=${stride} offset=${offset}` : ''}`;
@@ -115,7 +100,7 @@ export async function matmulCases(device: GPUDevice, scope?: CaseScope): Promise
       const weight = bufferFrom(device, w.bytes.subarray(c.rowStart * k * 2, (c.rowStart + c.rows) * k * 2));
       return { kern, weight, bg: kern.bind(device, { x: xb, weight, out, step }) };
     });
-    await run(device, (pass) => {
+    await runPass(device, (pass) => {
       for (const p of parts) p.kern.encode(pass, p.bg, tokens);
     });
     const got = await readF32(device, out, tokens * vocab);

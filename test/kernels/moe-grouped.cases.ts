@@ -14,12 +14,12 @@ import { MoeCombineKernel, MoeGroupedDownKernel, MoeGroupedGateUpKernel, type Mo
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { TopkSoftmaxKernel } from '../../kernels/router.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { rwStorage, runPass, stepBuffer } from '../gpu/dispatch.ts';
 import { inScope, type CaseScope } from './scope.ts';
-import { makeExperts, randomRouting, stepBuffer, submit, type ScaleKind } from './moe.cases.ts';
+import { makeExperts, randomRouting, type ScaleKind } from './moe.cases.ts';
 
 const LIMIT = 7;
 const ALPHA = 1.702;
-const rw = (): GPUBufferUsageFlags => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const VARIANTS: MoeGroupedVariant[] = ['tiled', 'simple'];
 
 /** Routing of T tokens: random, or every token on experts 0..k-1 ('same'). */
@@ -33,10 +33,10 @@ function routing(rng: TestRng, T: number, E: number, k: number, same: boolean): 
 function routeBuffers(device: GPUDevice, route: MoeRouteKernel, maxTokens: number) {
   const { experts: E, k, tile } = route.p;
   return {
-    offsets: createBuffer(device, (E + 1) * 4, rw()),
-    list: createBuffer(device, maxTokens * k * 4, rw()),
-    tiles: createBuffer(device, maxMoeTiles(maxTokens, k, E, tile) * 16, rw()),
-    args: createBuffer(device, route.argsBytes, rw() | GPUBufferUsage.INDIRECT),
+    offsets: createBuffer(device, (E + 1) * 4, rwStorage()),
+    list: createBuffer(device, maxTokens * k * 4, rwStorage()),
+    tiles: createBuffer(device, maxMoeTiles(maxTokens, k, E, tile) * 16, rwStorage()),
+    args: createBuffer(device, route.argsBytes, rwStorage() | GPUBufferUsage.INDIRECT),
   };
 }
 
@@ -60,7 +60,7 @@ async function routeCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
     const step = stepBuffer(device, T);
     const ib = bufferFrom(device, Uint32Array.from([...ids, ...new Array<number>(2 * k).fill(0)]));
     const b = routeBuffers(device, route, T + 2);
-    submit(device, (pass) => route.encode(pass, route.bind(device, { step, ids: ib, ...b })));
+    await runPass(device, (pass) => route.encode(pass, route.bind(device, { step, ids: ib, ...b })));
     const want = moeRouteTables(ids, T, k, E, tile);
     const shape = `E=${E} k=${k} T=${T} tile=${tile}${c.note ? ` ${c.note}` : ''}`;
     out.push(checkEqual(`${route.key} offsets`, shape, want.offsets, await readU32(device, b.offsets, E + 1)));
@@ -114,17 +114,17 @@ async function groupedCases(device: GPUDevice, cache: PipelineCache, out: CaseRe
       const rb = routeBuffers(device, route, T);
       const ib = bufferFrom(device, ids);
       const hb = bufferFrom(device, h);
-      const act = createBuffer(device, T * k * I * 4, rw());
-      const y = createBuffer(device, T * k * H * 4, rw());
+      const act = createBuffer(device, T * k * I * 4, rwStorage());
+      const y = createBuffer(device, T * k * H * 4, rwStorage());
       const w = [gu.blocks, gu.scales, gu.bias, dn.blocks, dn.scales, dn.bias].map((x) => bufferFrom(device, x));
       const shape = `E=${E} k=${k} T=${T} tile=${tile}${c.note ? ` ${c.note}` : ''}`;
-      submit(device, (pass) => {
+      await runPass(device, (pass) => {
         route.encode(pass, route.bind(device, { step, ids: ib, ...rb }));
         g.encode(pass, g.bind(device, { x: hb, list: rb.list, tiles: rb.tiles, blocks: w[0]!, scales: w[1]!, bias: w[2]!, out: act }), rb.args, 0);
       });
       out.push({ ...checkClose(g.key, shape, wantAct, await readF32(device, act, T * k * I), c.atol, 1e-5), path: variant });
       device.queue.writeBuffer(act, 0, dIn);
-      submit(device, (pass) => d.encode(pass, d.bind(device, { x: act, list: rb.list, tiles: rb.tiles, blocks: w[3]!, scales: w[4]!, bias: w[5]!, out: y }), rb.args, 16));
+      await runPass(device, (pass) => d.encode(pass, d.bind(device, { x: act, list: rb.list, tiles: rb.tiles, blocks: w[3]!, scales: w[4]!, bias: w[5]!, out: y }), rb.args, 16));
       out.push({ ...checkClose(d.key, shape, wantY, await readF32(device, y, T * k * H), c.atol, 1e-5), path: variant });
       for (const x of [step, ib, hb, act, y, ...Object.values(rb), ...w]) x.destroy();
     }
@@ -171,15 +171,15 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
       const comb = new MoeCombineKernel(cache, { hidden: H, k });
       const step = stepBuffer(device, T);
       const lb = bufferFrom(device, logits);
-      const ib = createBuffer(device, T * k * 4, rw());
-      const wb = createBuffer(device, T * k * 4, rw());
+      const ib = createBuffer(device, T * k * 4, rwStorage());
+      const wb = createBuffer(device, T * k * 4, rwStorage());
       const rb = routeBuffers(device, route, T);
       const hb = bufferFrom(device, h);
-      const ab = createBuffer(device, T * k * I * 4, rw());
-      const yb = createBuffer(device, T * k * H * 4, rw());
-      const xb = bufferFrom(device, x, rw());
+      const ab = createBuffer(device, T * k * I * 4, rwStorage());
+      const yb = createBuffer(device, T * k * H * 4, rwStorage());
+      const xb = bufferFrom(device, x, rwStorage());
       const w = [gu.blocks, gu.scales, gu.bias, dn.blocks, dn.scales, dn.bias].map((v) => bufferFrom(device, v));
-      submit(device, (pass) => {
+      await runPass(device, (pass) => {
         topk.encode(pass, topk.bind(device, step, lb, ib, wb), T);
         route.encode(pass, route.bind(device, { step, ids: ib, ...rb }));
         g.encode(pass, g.bind(device, { x: hb, list: rb.list, tiles: rb.tiles, blocks: w[0]!, scales: w[1]!, bias: w[2]!, out: ab }), rb.args, 0);

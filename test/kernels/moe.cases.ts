@@ -9,12 +9,12 @@ import { MoeDownKernel, MoeGateUpKernel } from '../../kernels/moe.ts';
 import { PipelineCache } from '../../kernels/pipeline-cache.ts';
 import { TopkSoftmaxKernel } from '../../kernels/router.ts';
 import { checkClose, checkEqual, TestRng, type CaseResult } from '../gpu/check.ts';
+import { rwStorage, runPass, stepBuffer } from '../gpu/dispatch.ts';
 import { inScope, type CaseScope } from './scope.ts';
 
 const LIMIT = 7;
 const ALPHA = 1.702;
 /** Read-write storage usage (a function: GPUBufferUsage exists only once WebGPU is set up). */
-const rw = (): GPUBufferUsageFlags => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 /** Scale bytes: `normal` near 2^(c-127); `wide` mixes rows of tiny (0..3), mid and saturating (250..254) blocks. */
 export type ScaleKind = { kind: 'normal'; center: number } | { kind: 'wide'; center: number };
@@ -48,18 +48,6 @@ export function makeExperts(rng: TestRng, E: number, rows: number, cols: number,
     scales: Array.from({ length: E }, (_, e) => scales.subarray(e * rows * G, (e + 1) * rows * G)),
   };
   return { m, blocks, scales, bias: b.bytes };
-}
-
-export function stepBuffer(device: GPUDevice, nTokens: number): GPUBuffer {
-  return bufferFrom(device, new Uint32Array([nTokens, 0, 0, 0]), GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-}
-
-export function submit(device: GPUDevice, record: (pass: GPUComputePassEncoder) => void): void {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  record(pass);
-  pass.end();
-  device.queue.submit([enc.finish()]);
 }
 
 /** k distinct random experts per token and positive weights summing to 1. */
@@ -123,9 +111,9 @@ async function topkCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
     // one row more than n_tokens, pre-filled: the kernel must leave it alone
     const step = stepBuffer(device, T);
     const lb = bufferFrom(device, logits);
-    const ib = bufferFrom(device, new Uint32Array((T + 1) * k).fill(0xdead), rw());
-    const wb = bufferFrom(device, new Float32Array((T + 1) * k).fill(-1), rw());
-    submit(device, (pass) => kern.encode(pass, kern.bind(device, step, lb, ib, wb), T));
+    const ib = bufferFrom(device, new Uint32Array((T + 1) * k).fill(0xdead), rwStorage());
+    const wb = bufferFrom(device, new Float32Array((T + 1) * k).fill(-1), rwStorage());
+    await runPass(device, (pass) => kern.encode(pass, kern.bind(device, step, lb, ib, wb), T));
     const gotIds = await readU32(device, ib, (T + 1) * k);
     const gotW = await readF32(device, wb, (T + 1) * k);
     const wantIds = new Uint32Array((T + 1) * k).fill(0xdead);
@@ -166,8 +154,8 @@ async function gateUpCases(device: GPUDevice, cache: PipelineCache, out: CaseRes
     const { ids } = randomRouting(rng, T, E, k);
     const kern = new MoeGateUpKernel(cache, { hidden: H, intermediate: I, k, limit: LIMIT, alpha: ALPHA });
     const bufs = [stepBuffer(device, T), bufferFrom(device, h), bufferFrom(device, ids), bufferFrom(device, ex.blocks),
-      bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rw())] as const;
-    submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
+      bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rwStorage())] as const;
+    await runPass(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
     const got = await readF32(device, bufs[6], T * k * I);
     const want = refGateUp(ex.m, h, ids, T, k, H, I);
     out.push(checkClose(kern.key, `E=${E} T=${T}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol));
@@ -193,8 +181,8 @@ async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
     const { ids, w } = randomRouting(rng, T, E, k);
     const kern = new MoeDownKernel(cache, { hidden: H, intermediate: I, k, subgroups });
     const bufs = [stepBuffer(device, T), bufferFrom(device, act), bufferFrom(device, ids), bufferFrom(device, w),
-      bufferFrom(device, ex.blocks), bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), bufferFrom(device, x, rw())] as const;
-    submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
+      bufferFrom(device, ex.blocks), bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), bufferFrom(device, x, rwStorage())] as const;
+    await runPass(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
     const got = await readF32(device, bufs[7], T * H);
     const want = refDown(ex.m, act, ids, w, x, T, k, H, I);
     out.push({ ...checkClose(kern.key, `H=${H} I=${I} E=${E} k=${k} T=${T}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path: subgroups ? 'down-subgroup' : 'down' });
@@ -224,13 +212,13 @@ async function blockCases(device: GPUDevice, cache: PipelineCache, out: CaseResu
     const dk = new MoeDownKernel(cache, { hidden: H, intermediate: I, k });
     const step = stepBuffer(device, T);
     const lb = bufferFrom(device, logits);
-    const ib = createBuffer(device, T * k * 4, rw());
-    const wb = createBuffer(device, T * k * 4, rw());
+    const ib = createBuffer(device, T * k * 4, rwStorage());
+    const wb = createBuffer(device, T * k * 4, rwStorage());
     const hb = bufferFrom(device, h);
-    const ab = createBuffer(device, T * k * I * 4, rw());
-    const xb = bufferFrom(device, x, rw());
+    const ab = createBuffer(device, T * k * I * 4, rwStorage());
+    const xb = bufferFrom(device, x, rwStorage());
     const w = [gu.blocks, gu.scales, gu.bias, dn.blocks, dn.scales, dn.bias].map((d) => bufferFrom(device, d));
-    submit(device, (pass) => {
+    await runPass(device, (pass) => {
       topk.encode(pass, topk.bind(device, step, lb, ib, wb), T);
       gk.encode(pass, gk.bind(device, step, hb, ib, w[0]!, w[1]!, w[2]!, ab), T);
       dk.encode(pass, dk.bind(device, step, ab, ib, wb, w[3]!, w[4]!, w[5]!, xb), T);
@@ -289,8 +277,8 @@ async function gateUpNormCases(device: GPUDevice, cache: PipelineCache, out: Cas
       const stageNorm = path !== 'per-invocation-norm';
       const kern = new MoeGateUpKernel(cache, { hidden: H, intermediate: I, k, limit: LIMIT, alpha: ALPHA, normEps: EPS, stageNorm, subgroups });
       const bufs = [stepBuffer(device, T), bufferFrom(device, x), bufferFrom(device, ids), bufferFrom(device, ex.blocks),
-        bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rw()), bufferFrom(device, gain.bytes)] as const;
-      submit(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
+        bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), createBuffer(device, T * k * I * 4, rwStorage()), bufferFrom(device, gain.bytes)] as const;
+      await runPass(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
       const got = await readF32(device, bufs[6], T * k * I);
       out.push({ ...checkClose(kern.key, `H=${H} I=${I} E=${E} k=${k} T=${T} ${path}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path });
       for (const b of bufs) b.destroy();
