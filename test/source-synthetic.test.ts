@@ -13,7 +13,8 @@ import { jumpState, stepState } from '../loader/rng-jump.ts';
 import { directorySource } from '../loader/source-node.ts';
 import { syntheticSource } from '../loader/source-synthetic.ts';
 import { nodeSyntheticSource } from '../loader/source-synthetic-node.ts';
-import type { ModelSource } from '../loader/source.ts';
+import { readBytes, type ModelSource } from '../loader/source.ts';
+import { checkpointTensorBytes } from './helpers/loader-fixtures.ts';
 import { bf16NormalTable, e8m0Mixture, synthDist, SynthTensorGenerator } from '../loader/synth-gen.ts';
 import { synthConfig, synthShape, synthTensors, type SynthOverrides, type SynthPreset } from '../loader/synth.ts';
 import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
@@ -41,37 +42,16 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
-async function wholeFile(source: ModelSource, file: string): Promise<Uint8Array> {
-  const f = await source.open(file);
-  try {
-    return await f.read(0, f.size);
-  } finally {
-    await f.close();
-  }
-}
-
-async function tensorBytes(source: ModelSource): Promise<Map<string, Uint8Array>> {
-  const ck = await Checkpoint.open(source);
-  try {
-    const out = new Map<string, Uint8Array>();
-    for (const ref of ck.allTensors()) out.set(ref.name, await ck.read(ref));
-    return out;
-  } finally {
-    await ck.close();
-  }
-}
-
-/** Every written file is served with the same bytes, and every tensor loads with the same bytes. */
 async function expectSameCheckpoint(dir: string, files: string[], served: ModelSource & { files: string[] }) {
   expect([...served.files].sort(), 'files served vs files written').toEqual([...files].sort());
   for (const file of files) {
     const disk = new Uint8Array(await readFile(join(dir, file)));
-    const ours = await wholeFile(served, file);
+    const ours = await readBytes(served, file);
     expect(ours.length, `${file}: size`).toBe(disk.length);
     expect(Buffer.compare(ours, disk), `${file}: bytes differ from the written file`).toBe(0);
   }
-  const a = await tensorBytes(await directorySource(dir));
-  const b = await tensorBytes(served);
+  const a = await checkpointTensorBytes(await directorySource(dir));
+  const b = await checkpointTensorBytes(served);
   expect([...b.keys()]).toEqual([...a.keys()]);
   for (const [name, bytes] of a) expect(Buffer.compare(b.get(name)!, bytes), `tensor ${name}`).toBe(0);
 }

@@ -14,7 +14,7 @@ import {
 } from '../loader/synth.ts';
 import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { allParams, tensorName } from '../loader/weight-map.ts';
-import { SHARDED_DIR, TINY_DIR } from './helpers/loader-fixtures.ts';
+import { checkpointTensorBytes, SHARDED_DIR, TINY_DIR } from './helpers/loader-fixtures.ts';
 
 const SMALL: SynthOverrides = { vocab: 512, hidden: 64, intermediate: 64, layers: 3, experts: 8 };
 
@@ -40,16 +40,6 @@ async function shardOrder(dir: string): Promise<string[]> {
   return out;
 }
 
-async function allTensorBytes(dir: string): Promise<Map<string, Uint8Array>> {
-  const ck = await Checkpoint.open(await directorySource(dir));
-  try {
-    const out = new Map<string, Uint8Array>();
-    for (const ref of ck.allTensors()) out.set(ref.name, await ck.read(ref));
-    return out;
-  } finally {
-    await ck.close();
-  }
-}
 
 describe('rng', () => {
   it('is deterministic per (seed, stream) and the normal draws have unit variance', () => {
@@ -120,8 +110,8 @@ describe('synthetic checkpoint', () => {
       const bytes = new Uint8Array(await readFile(join(dir, file)));
       expect(headerNames(bytes)).toContain(name);
     }
-    const a = await allTensorBytes(dir);
-    const b = await allTensorBytes(await tempDir('single'));
+    const a = await checkpointTensorBytes(await directorySource(dir));
+    const b = await checkpointTensorBytes(await directorySource(await tempDir('single')));
     expect(a.size).toBe(b.size);
     for (const [k, v] of a) expect(Buffer.compare(v, b.get(k)!)).toBe(0);
   });
@@ -181,8 +171,8 @@ describe('synthetic checkpoint', () => {
     expect(Buffer.compare(a, b)).toBe(0);
     expect(Buffer.compare(a, c)).not.toBe(0);
     // Every tensor differs between seeds.
-    const ta = await allTensorBytes(await tempDir('single'));
-    const tc = await allTensorBytes(dir3);
+    const ta = await checkpointTensorBytes(await directorySource(await tempDir('single')));
+    const tc = await checkpointTensorBytes(await directorySource(dir3));
     for (const [k, v] of ta) expect(Buffer.compare(v, tc.get(k)!), k).not.toBe(0);
   });
 

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile, cp, chmod } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Checkpoint } from '../../loader/checkpoint.ts';
 import { ModelLoadError, type ModelLoadErrorCode } from '../../loader/errors.ts';
 import { checkLength, checkRange, type ByteSource, type ModelSource } from '../../loader/source.ts';
 
@@ -142,4 +143,16 @@ export async function expectLoadError(p: Promise<unknown>, code: ModelLoadErrorC
   }
   if (err.code !== code) throw new Error(`expected code ${code}, got ${err.code}: ${err.message}`);
   return err;
+}
+
+/** Every tensor of a checkpoint, by name, as the loader reads it. */
+export async function checkpointTensorBytes(source: ModelSource): Promise<Map<string, Uint8Array>> {
+  const ck = await Checkpoint.open(source);
+  try {
+    const out = new Map<string, Uint8Array>();
+    for (const ref of ck.allTensors()) out.set(ref.name, await ck.read(ref));
+    return out;
+  } finally {
+    await ck.close();
+  }
 }
