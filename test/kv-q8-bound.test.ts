@@ -28,24 +28,10 @@ import { writeSyntheticCheckpoint } from '../loader/synth-writer-node.ts';
 import { GpuModel } from '../engine/gpu-model.ts';
 import { GpuSession } from '../engine/gpu-session.ts';
 import { testGpu } from './gpu/node-device.ts';
-import { argmax } from './helpers/reference-greedy.ts';
+import { logitDrift, type LogitDrift } from './helpers/compare.ts';
 
-interface Diff { maxAbs: number; relRms: number; argmaxAgree: number; positions: number }
 
-function diff(a: Float32Array, b: Float32Array, vocab: number): Diff {
-  let maxAbs = 0, se = 0, sa = 0, agree = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    maxAbs = Math.max(maxAbs, Math.abs(d));
-    se += d * d;
-    sa += a[i]! * a[i]!;
-  }
-  const T = a.length / vocab;
-  for (let t = 0; t < T; t++) if (argmax(a.subarray(t * vocab, (t + 1) * vocab)) === argmax(b.subarray(t * vocab, (t + 1) * vocab))) agree++;
-  return { maxAbs, relRms: Math.sqrt(se / sa), argmaxAgree: agree, positions: T };
-}
-
-async function bothCaches(dir: string, tokens: number[]): Promise<{ vocab: number; d: Diff; q8: Float32Array }> {
+async function bothCaches(dir: string, tokens: number[]): Promise<{ vocab: number; d: LogitDrift; q8: Float32Array }> {
   const ck = await Checkpoint.open(await directorySource(dir));
   const gpu = await testGpu();
   const out: Float32Array[] = [];
@@ -57,10 +43,10 @@ async function bothCaches(dir: string, tokens: number[]): Promise<{ vocab: numbe
     model.dispose();
   }
   await ck.close();
-  return { vocab: ck.config.vocabSize, d: diff(out[0]!, out[1]!, ck.config.vocabSize), q8: out[1]! };
+  return { vocab: ck.config.vocabSize, d: logitDrift(out[0]!, out[1]!, ck.config.vocabSize), q8: out[1]! };
 }
 
-const fmt = (d: Diff) => `max |dlogit| ${d.maxAbs.toFixed(4)}, RMS ${(100 * d.relRms).toFixed(2)}% of logit RMS, same argmax at ${d.argmaxAgree}/${d.positions}`;
+const fmt = (d: LogitDrift) => `max |dlogit| ${d.maxAbs.toFixed(4)}, RMS ${(100 * d.relRms).toFixed(2)}% of logit RMS, same argmax at ${d.argmaxAgree}/${d.positions}`;
 
 describe('8-bit KV cache vs f32 cache (GPU)', () => {
   let tmp = '';
@@ -90,7 +76,7 @@ describe('8-bit KV cache vs f32 cache (GPU)', () => {
       const tokens = (JSON.parse(await readFile(join(g, 'expected.json'), 'utf8')) as { tokens: number[] }).tokens;
       const golden = new Float32Array(new Uint8Array(await readFile(join(g, 'logits.f32'))).buffer);
       const { vocab, q8 } = await bothCaches(join(g, 'model'), tokens);
-      const d = diff(golden, q8, vocab);
+      const d = logitDrift(golden, q8, vocab);
       console.log(`golden ${name}, q8 cache vs golden logits: ${fmt(d)}`);
       expect(d.maxAbs, `${name}: largest logit error of the 8-bit cache`).toBeLessThan(2);
       expect(d.relRms, `${name}: RMS logit error of the 8-bit cache`).toBeLessThan(0.15);

@@ -30,8 +30,7 @@ import { loadReferenceModel } from '../engine/reference/model.ts';
 import { dot } from '../engine/reference/ops.ts';
 import { dequantizeQ8, Q8_BLOCK, quantizeBf16Rows, RowQuantizer } from '../engine/quant-q8.ts';
 import type { ParamName } from '../loader/weight-map.ts';
-import { compareLogits } from './helpers/compare.ts';
-import { argmax } from './helpers/reference-greedy.ts';
+import { compareLogits, logitDrift } from './helpers/compare.ts';
 import { TestRng } from './gpu/check.ts';
 import { testGpu } from './gpu/node-device.ts';
 
@@ -171,16 +170,7 @@ describe('8-bit weights (qkv, o, lm_head) on the GPU', () => {
       model.dispose();
     }
     await ck.close();
-    const [a, b] = out as [Float32Array, Float32Array];
-    let maxAbs = 0, se = 0, sa = 0, agree = 0;
-    for (let i = 0; i < a.length; i++) {
-      const d = a[i]! - b[i]!;
-      maxAbs = Math.max(maxAbs, Math.abs(d));
-      se += d * d;
-      sa += a[i]! * a[i]!;
-    }
-    for (let t = 0; t < tokens.length; t++) if (argmax(a.subarray(t * V, (t + 1) * V)) === argmax(b.subarray(t * V, (t + 1) * V))) agree++;
-    const relRms = Math.sqrt(se / sa);
+    const { maxAbs, relRms, argmaxAgree: agree } = logitDrift(out[0]!, out[1]!, V);
     console.log(`q8 qkv, o and lm_head vs bf16 (2 layers, hidden 256, vocab 2048): max |dlogit| ${maxAbs.toFixed(4)}, RMS ${(100 * relRms).toFixed(3)}% of logit RMS, same argmax at ${agree}/${tokens.length}`);
     expect(relRms, 'RMS logit error of the 8-bit weights').toBeLessThan(0.01);
     expect(maxAbs, 'largest logit error of the 8-bit weights').toBeLessThan(0.1);

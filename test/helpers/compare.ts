@@ -48,3 +48,20 @@ export function assertLogitsClose(name: string, expected: Float32Array, got: Flo
   if (r.failures.length > 0) throw new Error(`${r.failures.length} logit mismatch(es):\n${r.failures.slice(0, 20).join('\n')}`);
   return r.maxDiff;
 }
+
+/** How far `b` drifts from `a` ([T, vocab] logits): for bounds on approximations (8-bit cache, 8-bit weights). */
+export interface LogitDrift { maxAbs: number; relRms: number; argmaxAgree: number; positions: number }
+
+/** max |a - b|, the RMS of a - b over the RMS of a, and the positions whose argmax agrees. */
+export function logitDrift(a: Float32Array, b: Float32Array, vocab: number): LogitDrift {
+  let maxAbs = 0, se = 0, sa = 0, agree = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+    se += d * d;
+    sa += a[i]! * a[i]!;
+  }
+  const T = a.length / vocab;
+  for (let t = 0; t < T; t++) if (argmax(a, t * vocab, vocab) === argmax(b, t * vocab, vocab)) agree++;
+  return { maxAbs, relRms: Math.sqrt(se / sa), argmaxAgree: agree, positions: T };
+}
