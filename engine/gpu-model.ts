@@ -86,9 +86,13 @@ export interface ModelKernels {
   /** The experts' down projection and weighted sum into x, one (token, expert) slot at a time (decode). */
   down: MoeDownKernel;
   embed: EmbedKernel[];
-  /** lm_head, one kernel per row chunk of the vocabulary (every position's logits). */
-  lmHead: Bf16MatmulKernel[];
-  sample: SampleKernel;
+  /**
+   * lm_head, one kernel per row chunk of the vocabulary (every position's logits: sessions with
+   * allLogits only). Compiled on first call, as is `sample`.
+   */
+  lmHead: () => Bf16MatmulKernel[];
+  /** The full-vocabulary draw (top-k > 1 or top-p < 1); the other draws take lm_head's candidates. */
+  sample: () => SampleKernel;
   decode: {
     qkv: MatvecKernel;
     attnSliding: DecodeAttentionKernel;
@@ -228,8 +232,8 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     moe: groupedMoe(cache, c, variant === 'tiled' && moeGroupedStageBytes(MOE_TILE) <= wgMemory ? 'tiled' : 'simple'),
     down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, subgroups: sg }),
     embed: chunks('embed').map((ch) => new EmbedKernel(cache, { hidden: H, rows: ch.rows, rowStart: ch.rowStart })),
-    lmHead: chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant })),
-    sample: new SampleKernel(cache, { vocab: c.vocabSize }),
+    lmHead: once(() => chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant }))),
+    sample: once(() => new SampleKernel(cache, { vocab: c.vocabSize })),
     decode: {
       qkv: new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: [qkvRows], bias: true, normEps: c.rmsNormEps, stageX: stage(H), weights: wf }),
       attnSliding: new DecodeAttentionKernel(cache, attn(c.slidingWindow)),
@@ -244,6 +248,12 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
       sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount),
     },
   };
+}
+
+/** `make()` on the first call, the same value after. */
+function once<T>(make: () => T): () => T {
+  let v: { value: T } | undefined;
+  return () => (v ??= { value: make() }).value;
 }
 
 function groupedMoe(cache: PipelineCache, c: GptOssConfig, variant: 'tiled' | 'simple'): ModelKernels['moe'] {

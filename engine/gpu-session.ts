@@ -84,8 +84,11 @@ export class GpuSession {
   private readonly lmHeadDecode: BoundOp;
   /** allLogits sessions of an 8-bit lm_head: one row of logits at a time, into rowLogits. */
   private readonly lmHeadRow: { op: BoundOp; out: GPUBuffer } | null;
-  private readonly sampleFull: BoundOp;
+  /** The full-vocabulary draw, bound on first use (its kernel compiles then: see sampleFull). */
+  private sampleFullOp: BoundOp | null = null;
   private readonly sampleCand: BoundOp;
+  /** Kernels this session compiled after the load (allLogits' lm_head): checked before the first submit. */
+  private lateKernels: Promise<void> | null = null;
   private readonly logitRows: number;
   /** Created with allLogits: `append(..., 'all')` answers every position (even when maxBatch is 1). */
   private readonly allLogits: boolean;
@@ -147,8 +150,9 @@ export class GpuSession {
       denseReads(model.weight('norm'), H));
     const lm = model.weight('lm_head');
     this.lmHeadAll = options.allLogits && model.weightFormat === 'bf16'
-      ? kn.lmHead.map((k, i) => op(k.key, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.step }), (p, bg, n) => k.encode(p, bg, n)))
+      ? kn.lmHead().map((k, i) => op(k.key, k.bind(dev, { x: B.h, weight: lm[i]!, out: B.logits, step: B.step }), (p, bg, n) => k.encode(p, bg, n)))
       : [];
+    if (this.lmHeadAll.length > 0) this.lateKernels = model.pipelines.ready(kn.lmHead().map((k) => k.key));
     const lmd = kn.decode.lmHead;
     const lmBind = (x: GPUBuffer) => lmd.bind(dev, { x, out: B.logits, weights: lm, norm: model.weight('norm')[0]!, cand: B.cand, sampleParams: B.sampleParams });
     const lmReads = denseReads([...lm, ...model.weight('norm')], H);
@@ -161,9 +165,27 @@ export class GpuSession {
     } else {
       this.lmHeadRow = null;
     }
-    this.sampleFull = op(kn.sample.key, kn.sample.bind(dev, B.logits, B.sampleParams, B.tokens), (p, bg) => kn.sample.encode(p, bg, 1), denseReads([], c.vocabSize * 4));
     const sc = kn.decode.sampleCandidates;
     this.sampleCand = op(sc.key, sc.bind(dev, B.cand, B.sampleParams, B.tokens), (p, bg) => sc.encode(p, bg), denseReads([], sc.candidates * 8));
+  }
+
+  /**
+   * The full-vocabulary draw (top-k > 1 or top-p < 1). Most draws take lm_head's candidates, so
+   * its kernel, the slowest to compile, compiles on the first draw that needs it; `checked`
+   * resolves once the device has accepted it.
+   */
+  private sampleFull(): { op: BoundOp; checked: Promise<void> } {
+    if (!this.sampleFullOp) {
+      const k = this.model.kernels.sample();
+      this.sampleFullOp = op(k.key, k.bind(this.model.gpu.device, this.b.logits, this.b.sampleParams, this.b.tokens), (p, bg) => k.encode(p, bg, 1),
+        denseReads([], this.model.config.vocabSize * 4));
+    }
+    return { op: this.sampleFullOp, checked: this.model.pipelines.ready([this.sampleFullOp.name]) };
+  }
+
+  /** The draw for `params`, and the check of its kernel (see sampleFull). */
+  private draw(params: SamplingParams): { op: BoundOp; checked: Promise<void> | null } {
+    return drawsFromCandidates(params) ? { op: this.sampleCand, checked: null } : this.sampleFull();
   }
 
   /** Tokens in the KV cache (including steps submitted but not yet read back). */
@@ -185,6 +207,11 @@ export class GpuSession {
     }
     const needed = this.pos + (this.pending === null ? 0 : 1) + tokens.length;
     if (needed > this.contextLimit) throw new ContextLimitError(needed, this.contextLimit);
+    if (this.lateKernels) {
+      await this.lateKernels;
+      this.lateKernels = null;
+      this.checkIdle();
+    }
     if (this.pending !== null) {
       // The sampled token was accepted by the caller: feed it first.
       tokens = [this.pending, ...tokens];
@@ -237,10 +264,12 @@ export class GpuSession {
     if (!this.hasLogits || this.pending !== null) throw new Error('nothing to sample from: append tokens (or step) first');
     const dev = this.model.gpu.device;
     writeSampleParams(dev, this.b.sampleParams, params, { step: this.pos, outIndex: 0 });
+    const draw = this.draw(params);
+    await draw.checked;
     const enc = dev.createCommandEncoder({ label: `sample ${this.pos}` });
     const pass = enc.beginComputePass();
     this.lmHeadLast.run(pass, 1, this.pos);
-    (drawsFromCandidates(params) ? this.sampleCand : this.sampleFull).run(pass, 1, this.pos);
+    draw.op.run(pass, 1, this.pos);
     pass.end();
     const id = await this.submitToken(enc);
     this.pending = id;
@@ -278,12 +307,15 @@ export class GpuSession {
     const pos = this.pos;
     writeStep(dev, this.b.step, 1, pos);
     writeSampleParams(dev, this.b.sampleParams, params, { step: pos + 1, outIndex: 0 });
+    const checked = this.draw(params).checked;
     const enc = dev.createCommandEncoder({ label: `decode ${pos}` });
     const pass = enc.beginComputePass();
     for (const o of this.decodeOps(params)) o.run(pass, 1, pos);
     pass.end();
     this.pos += 1;
-    const draw = this.submitToken(enc).then((id) => {
+    const submitted = this.submitToken(enc);
+    // A full-vocabulary draw compiled just now: a kernel the device refused fails the step.
+    const draw = (checked ? Promise.all([submitted, checked]).then(([id]) => id) : submitted).then((id) => {
       if (this.inFlight === 0) this.pending = id;
       return id;
     });
@@ -380,7 +412,7 @@ export class GpuSession {
 
   /** The kernels of one decode step, in order, for a draw with `params`. */
   decodeOps(params: SamplingParams): BoundOp[] {
-    return [...this.embed, ...this.decodeLayers.flat(), this.lmHeadDecode, drawsFromCandidates(params) ? this.sampleCand : this.sampleFull];
+    return [...this.embed, ...this.decodeLayers.flat(), this.lmHeadDecode, this.draw(params).op];
   }
 
   /**

@@ -18,8 +18,10 @@
  *   thread per query row (q and the output accumulator in registers). K/V tiles of KB keys are
  *   dequantized once into workgroup memory (2 * KB * D * 4 <= 16 KiB) and read by every row.
  * - 'simple' (CPU adapters): no workgroup memory, no barriers. One invocation per (kv head,
- *   SQ = max(1, floor(8 / GROUP)) tokens) keeps its GROUP * SQ query rows (code unrolled over
- *   rows, loops over D) and reads each key row straight from the cache, once for all rows.
+ *   SQ = max(1, floor(2 / GROUP)) tokens) keeps its GROUP * SQ query rows (code unrolled over
+ *   rows, loops over D) and reads each key row straight from the cache, once for all rows. Few
+ *   rows: SwiftShader's compile time grows with the unrolled code (8 rows took 4x as long to
+ *   compile as 2), and every model load compiles this kernel twice (sliding and full).
  * Assumes D % 4 == 0, D <= 128, Q_STRIDE % 4 == 0, H % nKv == 0, n_tokens <= 65535 * BQ.
  */
 import { BF16_FNS, STEP_STRUCT } from './common.ts';
@@ -29,7 +31,7 @@ import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeli
 /** 'tiled': threads per workgroup (the most query rows a workgroup serves). */
 const WG = 64;
 /** 'simple': query rows an invocation aims for, and invocations per workgroup. */
-const SIMPLE_ROWS = 8;
+const SIMPLE_ROWS = 2;
 const SIMPLE_WG = 16;
 
 export interface AttentionParams {

@@ -86,18 +86,15 @@ function groupedSource(p: MoeGroupedParams, o: { IN: number; OUT: number; xRow: 
   // input vec4 i of block g for chunk slot m: workgroup memory (tiled) or the input buffer
   const xAt = (m: number, i: string) => (tiled ? `xs[${m * CB * 8}u + gl * 8u + ${i}]` : `x[r${m} + g * 8u + ${i}]`);
   // One block: decode each row's 8 vec4s of weights and use each for every slot of the chunk.
-  // The simple variant unrolls the 8 (CPU compilers keep it in registers); the tiled one loops,
-  // which keeps its TM-slot body small.
+  // Both variants loop over the 8: unrolled, the simple variant took SwiftShader 3.5x as long to
+  // compile (every load compiles it), and the tiled one keeps its TM-slot body small.
   const piece = (word: string, i: string) => `
 ${rs.map((r) => `        let w${r} = nib4(${word.replaceAll('Q', `q${r}`)}) * s${r};`).join('\n')}
 ${ms.map((m) => `        { let v = ${xAt(m, i)};${rs.map((r) => ` a${r}_${m} += dot(w${r}, v);`).join('')} }`).join('\n')}`;
   const body = `
 ${rs.map((r) => `      let q${r} = blocks[wrow${r} + g];\n      let s${r} = scale_f(wrow${r} + g);`).join('\n')}
-${tiled
-    ? `      for (var i = 0u; i < 8u; i++) {${piece('(Q[i >> 1u] >> ((i & 1u) * 16u))', 'i')}
-      }`
-    : [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `      {${piece(`Q.${'xyzw'[i >> 1]}${i & 1 ? ' >> 16u' : ''}`, `${i}u`)}
-      }`).join('\n')}`;
+      for (var i = 0u; i < 8u; i++) {${piece('(Q[i >> 1u] >> ((i & 1u) * 16u))', 'i')}
+      }`;
   const accs = ms.map((m) => rs.map((r) => `  var a${r}_${m} = 0.0;`).join('\n')).join('\n');
   const finish = (m: number, mIdx: string) => `      if (${mIdx} < n) {
         let slot = list[first + ${mIdx}];

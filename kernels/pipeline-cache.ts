@@ -21,6 +21,8 @@ export class PipelineCache {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** Error-scope results of pipelines created since the last verify(). */
   private pending: Promise<PipelineError | null>[] = [];
+  /** Each pipeline's error-scope result, for ready(). */
+  private readonly checks = new Map<string, Promise<PipelineError | null>>();
   private static readonly perDevice = new WeakMap<GPUDevice, PipelineCache>();
 
   constructor(readonly device: GPUDevice) {}
@@ -47,14 +49,14 @@ export class PipelineCache {
       const validation = d.popErrorScope();
       const internal = d.popErrorScope();
       this.pipelines.set(key, p);
-      this.pending.push(
-        Promise.all([validation, internal]).then(([v, i]) => {
-          const err = v ?? i;
-          if (!err) return null;
-          this.pipelines.delete(key);
-          return new PipelineError(key, err.message);
-        }, (e: unknown) => new PipelineError(key, e instanceof Error ? e.message : String(e))),
-      );
+      const check = Promise.all([validation, internal]).then(([v, i]) => {
+        const err = v ?? i;
+        if (!err) return null;
+        this.pipelines.delete(key);
+        return new PipelineError(key, err.message);
+      }, (e: unknown) => new PipelineError(key, e instanceof Error ? e.message : String(e)));
+      this.checks.set(key, check);
+      this.pending.push(check);
     }
     return p;
   }
@@ -65,6 +67,22 @@ export class PipelineCache {
     this.pending = [];
     const failed = (await Promise.all(pending)).find((e) => e !== null);
     if (failed) throw failed;
+  }
+
+  /**
+   * Resolves once the pipelines of `keys` (made by get()) are valid; else rejects with the first
+   * one's PipelineError. For kernels compiled on first use, after the load's verify().
+   */
+  async ready(keys: Iterable<string>): Promise<void> {
+    for (const key of keys) {
+      const err = await this.checks.get(key);
+      if (err) throw err;
+    }
+  }
+
+  /** A pipeline for `key` has been made (and not refused). */
+  has(key: string): boolean {
+    return this.pipelines.has(key);
   }
 
   get size(): number {

@@ -3,7 +3,8 @@
  * other (every batch starts where the last stopped; sliding layers' ring buffers wrap), with
  * the 'simple' kernels SwiftShader gets and with the GPU ('tiled') kernels forced on the same
  * adapter, f32 cache against the golden logits and q8 against the CPU reference with the same
- * cache rounding. Also: prefill records no lm_head; only 'all' and draws run one.
+ * cache rounding. Also: prefill records no lm_head; only 'all' and draws run one; the kernels only
+ * some sessions use (full-vocabulary draw, every position's lm_head) compile on first use.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,9 @@ import { directorySource } from '../loader/source-node.ts';
 import { GpuModel } from '../engine/gpu-model.ts';
 import { GpuSession } from '../engine/gpu-session.ts';
 import { loadReferenceModel } from '../engine/reference/model.ts';
+import { createGpuContext } from '../engine/gpu/device.ts';
 import { compareLogits } from './helpers/compare.ts';
+import { kernelKey } from '../kernels/pipeline-cache.ts';
 import { testGpu } from './gpu/node-device.ts';
 
 const GOLDEN = fileURLToPath(new URL('../../shared/golden/', import.meta.url));
@@ -84,12 +87,48 @@ describe('GPU prefill in uneven batches on top of the cache', () => {
     });
   }
 
+  it('the full-vocabulary draw and every position\'s lm_head compile on first use, and work', async () => {
+    const g = goldens.get('tiny')!;
+    // Its own device: the pipeline cache is per device, and the other tests fill this file's.
+    const gpu = await createGpuContext();
+    try {
+      const model = await GpuModel.load(g.ck, gpu, { kvFormat: 'q8', maxBatch: 8, contextLimit: 32 });
+      const sampleKey = kernelKey('f32_sample', { v: g.vocab });
+      const loaded = model.pipelines.size;
+      expect(model.pipelines.has(sampleKey), 'f32_sample compiled by the load').toBe(false);
+      expect(model.pipelines.has(model.kernels.decode.sampleCandidates.key), 'the candidates draw compiled by the load').toBe(true);
+      const s0 = new GpuSession(model);
+      await s0.append(g.tokens.slice(0, 5));
+      const greedy = await s0.sample({ temperature: 0, topK: 0, topP: 1, seed: 0 });
+      await s0.step({ temperature: 0.7, topK: 0, topP: 1, seed: 3 });
+      expect(model.pipelines.size, 'pipelines after greedy and plain-temperature draws').toBe(loaded);
+      // A top-p draw needs the full-vocabulary kernel: compiled now, and its draw is a token.
+      const nucleus = await s0.step({ temperature: 0.7, topK: 0, topP: 0.9, seed: 3 });
+      expect(model.pipelines.has(sampleKey), 'f32_sample after a top-p draw').toBe(true);
+      expect(model.pipelines.size).toBe(loaded + 1);
+      for (const id of [greedy, nucleus]) expect(id >= 0 && id < g.vocab, `drawn id ${id}`).toBe(true);
+      s0.dispose();
+      // allLogits: every position's lm_head compiles with the session, and its logits hold.
+      const all = new GpuSession(model, { allLogits: true });
+      const lmKeys = model.kernels.lmHead().map((k) => k.key);
+      expect(lmKeys.every((k) => model.pipelines.has(k))).toBe(true);
+      expect(model.pipelines.size).toBe(loaded + 1 + lmKeys.length);
+      const logits = (await all.append(g.tokens.slice(0, 5), 'all'))!;
+      const ref = (await loadReferenceModel(g.ck)).newSession({ kv: 'q8' }).forward(g.tokens.slice(0, 5));
+      expect(compareLogits('tiny q8 all of 5 (lm_head compiled on first use)', ref, logits, g.vocab, TOL).failures).toEqual([]);
+      all.dispose();
+      model.dispose();
+    } finally {
+      gpu.destroy();
+    }
+  });
+
   it('prefill records no lm_head: logits only for the rows asked for', async () => {
     const g = goldens.get('tiny')!;
     const model = await GpuModel.load(g.ck, await testGpu(), { kvFormat: 'q8', maxBatch: 8, contextLimit: 32 });
     const session = new GpuSession(model);
     try {
-      const lmHeads = new Set([...model.kernels.lmHead.map((k) => k.key), model.kernels.decode.lmHead.key]);
+      const lmHeads = new Set([...model.kernels.lmHead().map((k) => k.key), model.kernels.decode.lmHead.key]);
       const names = session.prefillOps().map((o) => o.name);
       expect(names.filter((n) => lmHeads.has(n))).toEqual([]);
       expect(names.length).toBeGreaterThan(0);
