@@ -52,7 +52,7 @@ export interface MatvecParams {
    */
   rowsPerGroup?: number;
   /**
-   * 'simple': one invocation per row, no workgroup memory or barriers, one candidate per row;
+   * 'simple': a few rows per invocation, no workgroup memory or barriers, one candidate per row;
    * for CPU (fallback) adapters such as SwiftShader, where a barrier costs far more than the
    * arithmetic. GPUs use the default 'tiled'.
    */
@@ -71,6 +71,12 @@ export interface MatvecParams {
 }
 
 const SIMPLE_WG = 64;
+/**
+ * 'simple': rows per invocation. The invocation normalises x once and, for bf16 rows of one
+ * chunk, reads each x value once for all of them (one pass over K with SIMPLE_RR accumulators),
+ * where one row per invocation read x, its norm weight and its sum of squares again per row.
+ */
+const SIMPLE_RR = 4;
 
 /** Sampling candidates a matvec over `rows` rows writes: one per workgroup, or one per row ('simple'). */
 export function matvecCandidates(rows: number, variant: 'tiled' | 'simple' = 'tiled', rowsPerGroup = MATVEC_ROWS): number {
@@ -135,6 +141,29 @@ fn dot_row_w${c}(row: u32, lane: u32) -> f32 {
   }
   return a;
 }`).join('');
+  // 'simple', bf16: SIMPLE_RR rows of one chunk in one pass over K (x read once for all).
+  const dot4Fns = simple && !q8 ? chunks.map((_, c) => /* wgsl */ `
+fn dot4_w${c}(row: u32) -> vec4<f32> {
+  var a = vec4<f32>(0.0);
+  let b = row * K8;
+  for (var u = 0u; u < K8; u++) {
+    let xl = xv(2u * u);
+    let xh = xv(2u * u + 1u);
+    let p = w${c}[b + u];
+    let q = w${c}[b + K8 + u];
+    let r = w${c}[b + 2u * K8 + u];
+    let s = w${c}[b + 3u * K8 + u];
+    a += vec4<f32>(dot(bf16x4(p.x, p.y), xl) + dot(bf16x4(p.z, p.w), xh), dot(bf16x4(q.x, q.y), xl) + dot(bf16x4(q.z, q.w), xh),
+                   dot(bf16x4(r.x, r.y), xl) + dot(bf16x4(r.z, r.w), xh), dot(bf16x4(s.x, s.y), xl) + dot(bf16x4(s.z, s.w), xh));
+  }
+  return a;
+}`).join('') : '';
+  start = 0;
+  const dot4 = simple && q8 ? '' : chunks.map((rows, c) => {
+    const s = start;
+    start += rows;
+    return `if (o0 >= ${s}u && o0 + ${SIMPLE_RR}u <= ${s + rows}u) { acc4 = dot4_w${c}(o0 - ${s}u); fused = true; }`;
+  }).join(' else ');
   return /* wgsl */ `${p.subgroups ? 'enable subgroups;' : ''}
 ${BF16_FNS}
 ${p.candidates ? `${SAMPLE_PARAMS_STRUCT}\n${SAMPLE_NOISE_FNS}` : ''}
@@ -163,29 +192,47 @@ fn gain4(i: u32) -> vec4<f32> { ${gainOf} }
 // x (times the norm gain) as vec4 i.
 fn xv(i: u32) -> vec4<f32> { ${p.stageX && !simple ? 'return xs[i];' : 'return x[i] * gain4(i);'} }
 ${dotFns}
-${simple ? simpleMain(p, N, norm, rowDot) : tiledMain(p, N, norm, rowDot)}`;
+${dot4Fns}
+${simple ? simpleMain(p, N, norm, rowDot, dot4) : tiledMain(p, N, norm, rowDot)}`;
 }
 
-function simpleMain(p: MatvecParams, N: number, norm: boolean, rowDot: string): string {
+/**
+ * 'simple': SIMPLE_RR rows o0.. per invocation, x normalised once; bf16 rows of one chunk in one
+ * pass (dot4), the others (a chunk boundary, the last rows, q8) row by row.
+ */
+function simpleMain(p: MatvecParams, N: number, norm: boolean, rowDot: string, dot4: string): string {
   return /* wgsl */ `
 @compute @workgroup_size(${SIMPLE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let o = gid.x + gid.y * nwg.x * ${SIMPLE_WG}u;
-  if (o >= N) { return; }
+  let o0 = (gid.x + gid.y * nwg.x * ${SIMPLE_WG}u) * ${SIMPLE_RR}u;
+  if (o0 >= N) { return; }
   var scale = 1.0;
   ${norm ? `var ss = 0.0;
   for (var i = 0u; i < K4; i++) { let v = x[i]; ss += dot(v, v); }
   scale = inverseSqrt(ss / f32(K) + ${f32Literal(p.normEps!)});` : ''}
   let lane = 0u;
-  var acc = 0.0;
-  ${rowDot}
-  var v = acc * scale;
-  ${p.bias ? 'v += bf16_at(bias[o / 2u], (o & 1u) == 1u);' : ''}
-  ${p.accumulate ? 'out[OFFSET + o] += v;' : 'out[OFFSET + o] = v;'}
-  ${p.candidates ? `var score = v;
-  if (prm.temperature != 0.0 && prm.top_k != 1u) { score = gumbel_score(v, o); }
-  cand[2u * o] = bitcast<u32>(score);
-  cand[2u * o + 1u] = o;` : ''}
+  var acc4 = vec4<f32>(0.0);
+  var fused = false;
+  ${dot4}
+  if (!fused) {
+    for (var r = 0u; r < ${SIMPLE_RR}u; r++) {
+      let o = min(o0 + r, N - 1u);
+      var acc = 0.0;
+      ${rowDot}
+      acc4[r] = acc;
+    }
+  }
+  for (var r = 0u; r < ${SIMPLE_RR}u; r++) {
+    let o = o0 + r;
+    if (o >= N) { break; }
+    var v = acc4[r] * scale;
+    ${p.bias ? 'v += bf16_at(bias[o / 2u], (o & 1u) == 1u);' : ''}
+    ${p.accumulate ? 'out[OFFSET + o] += v;' : 'out[OFFSET + o] = v;'}
+    ${p.candidates ? `var score = v;
+    if (prm.temperature != 0.0 && prm.top_k != 1u) { score = gumbel_score(v, o); }
+    cand[2u * o] = bitcast<u32>(score);
+    cand[2u * o + 1u] = o;` : ''}
+  }
 }`;
 }
 
@@ -316,7 +363,7 @@ export class MatvecKernel {
   }
 
   encode(pass: GPUComputePassEncoder, bindGroup: GPUBindGroup): void {
-    const [gx, gy] = grid2d(this.p.variant === 'simple' ? Math.ceil(this.rows / SIMPLE_WG) : Math.ceil(this.rows / (this.p.rowsPerGroup ?? MATVEC_ROWS)));
+    const [gx, gy] = grid2d(this.p.variant === 'simple' ? Math.ceil(this.rows / (SIMPLE_WG * SIMPLE_RR)) : Math.ceil(this.rows / (this.p.rowsPerGroup ?? MATVEC_ROWS)));
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(gx, gy);
