@@ -220,7 +220,7 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     weights: wf, rowsPerGroup: LM_ROWS,
   });
   return {
-    rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps }),
+    rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps, variant: variant === 'simple' ? 'simple' : 'workgroup' }),
     qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant, weights: wf }),
     o: new Bf16MatmulKernel(cache, { inDim: nq * D, outDim: H, bias: true, accumulate: true, variant, weights: wf }),
     rope: new RopeKernel(cache, { heads: nq + nkv, headDim: D, stride: qkvRows }),
@@ -230,7 +230,7 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     router: new Bf16MatmulKernel(cache, { inDim: H, outDim: c.numExperts, bias: true, accumulate: false, variant }),
     topk: new TopkSoftmaxKernel(cache, { experts: c.numExperts, k: c.expertsPerToken }),
     moe: groupedMoe(cache, c, variant === 'tiled' && moeGroupedStageBytes(MOE_TILE) <= wgMemory ? 'tiled' : 'simple'),
-    down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, subgroups: sg }),
+    down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, subgroups: sg, simple: variant === 'simple' }),
     embed: chunks('embed').map((ch) => new EmbedKernel(cache, { hidden: H, rows: ch.rows, rowStart: ch.rowStart })),
     lmHead: once(() => chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant }))),
     sample: once(() => new SampleKernel(cache, { vocab: c.vocabSize })),

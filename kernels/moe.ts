@@ -117,6 +117,7 @@ function reduceRows(lanes: number): string {
  * Grid: x = groups of ROWS/2 units, y = t * k + j (workgroups with t >= n_tokens exit).
  */
 export function moeGateUpSource(p: MoeGateUpParams): string {
+  if (isPerInvocation(p)) return gateUpPerInvocationSource(p);
   const G = p.hidden / 32;
   const lanes = lanesFor(G);
   const rows = WG / lanes;
@@ -223,6 +224,78 @@ ${reduceRows(lanes)}
 }`;
 }
 
+/** Invocations per workgroup of the barrier-free CPU-adapter variants (one output each). */
+const SIMPLE_WG = 64;
+
+/** The gate_up of CPU adapters: normEps without staging (and without subgroups). */
+function isPerInvocation(p: MoeGateUpParams): boolean {
+  return p.normEps !== undefined && p.stageNorm === false && !p.subgroups;
+}
+
+/**
+ * The per-invocation-norm gate_up (CPU adapters, where a barrier costs far more than the
+ * arithmetic): one invocation per (slot, unit) computes the token's 1/rms, then both rows of
+ * its unit (gate and linear) over all of x: no workgroup memory, no barriers.
+ */
+function gateUpPerInvocationSource(p: MoeGateUpParams): string {
+  return /* wgsl */ `
+${STEP_STRUCT}
+${BF16_FNS}
+const H: u32 = ${p.hidden}u;
+const I: u32 = ${p.intermediate}u;
+const K: u32 = ${p.k}u;
+const G: u32 = ${p.hidden / 32}u;
+const LIMIT: f32 = ${f32Literal(p.limit)};
+const ALPHA: f32 = ${f32Literal(p.alpha)};
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> scales: array<u32>;
+@group(0) @binding(5) var<storage, read> bias: array<u32>;
+@group(0) @binding(6) var<storage, read_write> act: array<f32>;
+@group(0) @binding(7) var<storage, read> gain: array<u32>;
+fn gain4(i: u32) -> vec4<f32> {
+  let gw = vec2<u32>(gain[2u * i], gain[2u * i + 1u]);
+  return vec4<f32>(bf16_lo(gw.x), bf16_hi(gw.x), bf16_lo(gw.y), bf16_hi(gw.y));
+}
+${mxfp4Fns('h')}
+// Block gi of a row dotted with the 8 normalised x vec4s of its 32 columns.
+fn block_dot_x(gi: u32, x: array<vec4<f32>, 8>) -> f32 {
+  let w = blocks[gi];
+  let acc = dot(nib4(w.x), x[0]) + dot(nib4(w.x >> 16u), x[1]) + dot(nib4(w.y), x[2]) + dot(nib4(w.y >> 16u), x[3])
+          + dot(nib4(w.z), x[4]) + dot(nib4(w.z >> 16u), x[5]) + dot(nib4(w.w), x[6]) + dot(nib4(w.w >> 16u), x[7]);
+  return ldexp(acc, i32(scale_byte(gi)) - 127);
+}
+
+@compute @workgroup_size(${SIMPLE_WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tj = wg.y;
+  let unit = wg.x * ${SIMPLE_WG}u + lid;
+  if (tj / K >= step.n_tokens || unit >= I) { return; }
+  let e = ids[tj];
+  let xb = (tj / K) * (H / 4u);
+  var ss = 0.0;
+  for (var i = 0u; i < H / 4u; i++) { let v = h[xb + i]; ss += dot(v, v); }
+  let scale = inverseSqrt(ss / f32(H) + ${f32Literal(p.normEps!)});
+  let grow = e * 2u * I + 2u * unit;      // the unit's gate row; its linear row follows
+  var ag = 0.0;
+  var al = 0.0;
+  for (var g = 0u; g < G; g++) {
+    // x * gain for the block's 32 columns, read once for both rows
+    let xv = xb + g * 8u;
+    let gv = g * 8u;
+    let x = array<vec4<f32>, 8>(h[xv] * gain4(gv), h[xv + 1u] * gain4(gv + 1u), h[xv + 2u] * gain4(gv + 2u), h[xv + 3u] * gain4(gv + 3u),
+                                h[xv + 4u] * gain4(gv + 4u), h[xv + 5u] * gain4(gv + 5u), h[xv + 6u] * gain4(gv + 6u), h[xv + 7u] * gain4(gv + 7u));
+    ag += block_dot_x(grow * G + g, x);
+    al += block_dot_x((grow + 1u) * G + g, x);
+  }
+  let glu = min(ag * scale + bias_at(grow), LIMIT);
+  let lin = clamp(al * scale + bias_at(grow + 1u), -LIMIT, LIMIT);
+  act[tj * I + unit] = glu / (1.0 + exp(-ALPHA * glu)) * (lin + 1.0);
+}`;
+}
+
 /**
  * f32_mf4w_moe_down_sum_h{H}_i{I}_k{k}:
  *   x[t, o] += sum_j weights[t, j] * (W2[ids[t, j]] row o . act[t, j, :] + b2[ids[t, j], o])
@@ -233,7 +306,8 @@ ${reduceRows(lanes)}
  *   7 x: array<f32> [T, H] (read-modify-write; one thread owns each (t, o), no atomics).
  * Grid: x = groups of ROWS outputs, y = t.
  */
-export function moeDownSource(p: MoeParams): string {
+export function moeDownSource(p: MoeParams & { simple?: boolean }): string {
+  if (p.simple) return downSimpleSource(p);
   const G = p.intermediate / 32;
   const lanes = lanesFor(G);
   const sg = !!p.subgroups;
@@ -288,6 +362,46 @@ ${reduceRows(lanes)}
 }`;
 }
 
+/** The down projection of CPU adapters: one invocation per (token, output row), no barriers. */
+function downSimpleSource(p: MoeParams): string {
+  return /* wgsl */ `
+${STEP_STRUCT}
+${BF16_FNS}
+const H: u32 = ${p.hidden}u;
+const I: u32 = ${p.intermediate}u;
+const K: u32 = ${p.k}u;
+const G: u32 = ${p.intermediate / 32}u;
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> act: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> scales: array<u32>;
+@group(0) @binding(6) var<storage, read> bias: array<u32>;
+@group(0) @binding(7) var<storage, read_write> x: array<f32>;
+${mxfp4Fns('act')}
+
+@compute @workgroup_size(${SIMPLE_WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.y;
+  let o = wg.x * ${SIMPLE_WG}u + lid;
+  if (t >= step.n_tokens || o >= H) { return; }
+  var acc = 0.0;
+  var b = 0.0;
+  for (var j = 0u; j < K; j++) {
+    let e = ids[t * K + j];
+    let w = weights[t * K + j];
+    let grow = e * H + o;
+    let av = (t * K + j) * (I / 4u);
+    var s = 0.0;
+    for (var g = 0u; g < G; g++) { s += block_dot(grow * G + g, av + g * 8u); }
+    acc += w * s;
+    b += w * bias_at(grow);
+  }
+  x[t * H + o] += acc + b;
+}`;
+}
+
 export class MoeGateUpKernel {
   readonly key: string;
   readonly pipeline: GPUComputePipeline;
@@ -300,7 +414,7 @@ export class MoeGateUpKernel {
       h: p.hidden, i: p.intermediate, k: p.k, limit: p.limit, alpha: p.alpha, norm: p.normEps, nostage: p.normEps !== undefined && p.stageNorm === false,
       sg: p.subgroups,
     });
-    this.unitsPerGroup = WG / lanesFor(p.hidden / 32) / 2;
+    this.unitsPerGroup = isPerInvocation(p) ? SIMPLE_WG : WG / lanesFor(p.hidden / 32) / 2;
     this.pipeline = cache.get(this.key, () => moeGateUpSource(p));
   }
 
@@ -335,11 +449,13 @@ export class MoeDownKernel {
   readonly pipeline: GPUComputePipeline;
   private readonly rowsPerGroup: number;
 
-  constructor(cache: PipelineCache, readonly p: MoeParams) {
+  /** `simple`: the barrier-free variant of CPU adapters (one invocation per output row). */
+  constructor(cache: PipelineCache, readonly p: MoeParams & { simple?: boolean }) {
     checkShape(p);
+    if (p.subgroups && p.simple) throw new Error('f32_mf4w_moe_down_sum: subgroups apply to the workgroup variant only');
     if (p.subgroups) requireSubgroups(cache.device, 'f32_mf4w_moe_down_sum');
-    this.key = kernelKey('f32_mf4w_moe_down_sum', { h: p.hidden, i: p.intermediate, k: p.k, sg: p.subgroups });
-    this.rowsPerGroup = WG / lanesFor(p.intermediate / 32);
+    this.key = kernelKey('f32_mf4w_moe_down_sum', { h: p.hidden, i: p.intermediate, k: p.k, sg: p.subgroups, simple: p.simple });
+    this.rowsPerGroup = p.simple ? SIMPLE_WG : WG / lanesFor(p.intermediate / 32);
     this.pipeline = cache.get(this.key, () => moeDownSource(p));
   }
 

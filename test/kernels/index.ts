@@ -82,17 +82,20 @@ export const KERNEL_PATHS: KernelPath[] = [
   { family: 'gemm', path: 'tiled-q8', requires: [], use: "GPUs with weights 'q8': prefill qkv and o projections from 8-bit weights" },
   { family: 'gemm', path: 'simple-q8', requires: [], use: "fallback (CPU) adapters with weights 'q8': prefill qkv and o projections from 8-bit weights" },
   { family: 'matvec', path: 'tiled', requires: [], use: 'GPUs: decode projections and lm_head (x staged in workgroup memory, row reductions)' },
-  { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: one row per invocation, one candidate per row' },
+  { family: 'matvec', path: 'simple', requires: [], use: 'fallback (CPU) adapters: 4 rows per invocation (x read once for them), one candidate per row' },
   { family: 'matvec', path: 'tiled-subgroup', requires: ['subgroups'], fallback: 'tiled', use: 'GPUs with subgroups: decode projections and lm_head, row sums and the norm by subgroup reductions' },
   { family: 'moe_decode', path: 'staged-norm', requires: [], use: 'GPUs: the decode gate_up normalises x once per workgroup' },
   { family: 'moe_decode', path: 'staged-norm-subgroup', requires: ['subgroups'], fallback: 'staged-norm', use: 'GPUs with subgroups: the decode gate_up, norm and row sums by subgroup reductions' },
-  { family: 'moe_decode', path: 'down', requires: [], use: 'GPUs without subgroups and CPU adapters: the decode down projection + weighted sum (row sums through workgroup memory)' },
+  { family: 'moe_decode', path: 'down', requires: [], use: 'GPUs without subgroups: the decode down projection + weighted sum (row sums through workgroup memory)' },
   { family: 'moe_decode', path: 'down-subgroup', requires: ['subgroups'], fallback: 'down', use: 'GPUs with subgroups: the decode down projection, row sums by subgroup reductions' },
   { family: 'router_decode', path: 'workgroup', requires: [], use: 'GPUs without subgroups and CPU adapters: the decode router (norm and row sums through workgroup memory)' },
   { family: 'router_decode', path: 'subgroup', requires: ['subgroups'], fallback: 'workgroup', use: 'GPUs with subgroups: the decode router, norm and row sums by subgroup reductions' },
   { family: 'moe_grouped', path: 'tiled', requires: [], use: 'GPUs: prefill MoE over tiles of slots (MXFP4 blocks staged in workgroup memory)' },
   { family: 'moe_grouped', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill MoE, barrier-free' },
-  { family: 'moe_decode', path: 'per-invocation-norm', requires: [], use: 'fallback (CPU) adapters: every invocation computes the norm (no barriers)' },
+  { family: 'moe_decode', path: 'per-invocation-norm', requires: [], use: 'fallback (CPU) adapters: the decode gate_up, one invocation per unit (gate and linear rows) computing the norm itself (barrier-free)' },
+  { family: 'moe_decode', path: 'down-simple', requires: [], use: 'fallback (CPU) adapters: the decode down projection + weighted sum, one invocation per output row (barrier-free)' },
+  { family: 'rmsnorm', path: 'workgroup', requires: [], use: 'GPUs: the prefill RMSNorm, one workgroup per token (sum through workgroup memory)' },
+  { family: 'rmsnorm', path: 'simple', requires: [], use: 'fallback (CPU) adapters: the prefill RMSNorm, one invocation per token (barrier-free)' },
 ];
 
 export interface PathReport {

@@ -170,8 +170,12 @@ const DOWN: MoeCase[] = [
   { H: 2880, I: 2880, E: 2, k: 2, T: 1, scales: { kind: 'normal', center: 121 }, hScale: 3, atol: 1e-4, rtol: 1e-4, note: 'gpt-oss shape' },
 ];
 
-/** Decode's down projection (MoeDownKernel), its rows reduced through workgroup memory ('down') or by subgroups ('down-subgroup'). */
-async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], subgroups: boolean, scope?: CaseScope): Promise<void> {
+/**
+ * Decode's down projection (MoeDownKernel), its rows reduced through workgroup memory ('down'),
+ * by subgroups ('down-subgroup'), or one invocation per row with no barriers ('down-simple').
+ */
+async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResult[], path: 'down' | 'down-subgroup' | 'down-simple', scope?: CaseScope): Promise<void> {
+  const subgroups = path === 'down-subgroup';
   for (const c of inScope(DOWN, scope)) {
     const { H, I, E, k, T } = c;
     const rng = new TestRng(H * 11 + I * 5 + E + k + T);
@@ -179,13 +183,13 @@ async function downCases(device: GPUDevice, cache: PipelineCache, out: CaseResul
     const act = rng.f32(T * k * I, c.hScale);
     const x = rng.f32(T * H, 2); // non-zero residual
     const { ids, w } = randomRouting(rng, T, E, k);
-    const kern = new MoeDownKernel(cache, { hidden: H, intermediate: I, k, subgroups });
+    const kern = new MoeDownKernel(cache, { hidden: H, intermediate: I, k, subgroups, simple: path === 'down-simple' });
     const bufs = [stepBuffer(device, T), bufferFrom(device, act), bufferFrom(device, ids), bufferFrom(device, w),
       bufferFrom(device, ex.blocks), bufferFrom(device, ex.scales), bufferFrom(device, ex.bias), bufferFrom(device, x, rwStorage())] as const;
     await runPass(device, (pass) => kern.encode(pass, kern.bind(device, ...bufs), T));
     const got = await readF32(device, bufs[7], T * H);
     const want = refDown(ex.m, act, ids, w, x, T, k, H, I);
-    out.push({ ...checkClose(kern.key, `H=${H} I=${I} E=${E} k=${k} T=${T}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path: subgroups ? 'down-subgroup' : 'down' });
+    out.push({ ...checkClose(kern.key, `H=${H} I=${I} E=${E} k=${k} T=${T}${c.note ? ` ${c.note}` : ''}`, want, got, c.atol, c.rtol), path });
     for (const b of bufs) b.destroy();
   }
 }
@@ -291,8 +295,9 @@ export async function moeDecodeCases(device: GPUDevice, scope?: CaseScope): Prom
   const cache = new PipelineCache(device);
   const results: CaseResult[] = [];
   await gateUpNormCases(device, cache, results, scope);
-  await downCases(device, cache, results, false, scope);
-  if (device.features.has('subgroups')) await downCases(device, cache, results, true, scope);
+  await downCases(device, cache, results, 'down', scope);
+  await downCases(device, cache, results, 'down-simple', scope);
+  if (device.features.has('subgroups')) await downCases(device, cache, results, 'down-subgroup', scope);
   return results;
 }
 
