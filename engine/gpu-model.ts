@@ -239,13 +239,13 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
       attnSliding: new DecodeAttentionKernel(cache, attn(c.slidingWindow)),
       attnFull: new DecodeAttentionKernel(cache, attn(0)),
       o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D), weights: wf }),
-      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg }),
+      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg, simple: variant === 'simple' }),
       gateUp: new MoeGateUpKernel(cache, {
         hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha, normEps: c.rmsNormEps, stageNorm: variant === 'tiled',
         subgroups: sg,
       }),
       lmHead,
-      sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount),
+      sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount, variant === 'simple'),
     },
   };
 }

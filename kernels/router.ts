@@ -102,7 +102,7 @@ export class TopkSoftmaxKernel {
  * array<vec4<u32>>; 3 bias: bf16 [E] as array<u32>; 4 ids: array<u32> [k] (out);
  * 5 weights: array<f32> [k] (out). One workgroup of 256 threads; H % 8 == 0. The norm's sum and
  * the rows' lanes meet through workgroup memory (trees), or with `subgroups` through subgroup
- * operations (common.ts subgroupFns).
+ * operations (common.ts subgroupFns); with `simple` (CPU adapters) one invocation does it all.
  */
 export interface RouterDecodeParams {
   hidden: number;
@@ -115,9 +115,53 @@ export interface RouterDecodeParams {
    * `subgroups`; the engine sets it on GPUs that offer them.
    */
   subgroups?: boolean;
+  /**
+   * CPU (fallback) adapters: one invocation does it all (norm, the E rows, the top k) with no
+   * workgroup memory and no barriers, which SwiftShader runs as coroutines.
+   */
+  simple?: boolean;
 }
 
 const RWG = 256;
+
+/** The decode router of CPU adapters: a workgroup of one invocation (see RouterDecodeParams.simple). */
+function routerDecodeSimpleSource(p: RouterDecodeParams): string {
+  return /* wgsl */ `
+const H4: u32 = ${p.hidden / 4}u;
+const H8: u32 = ${p.hidden / 8}u;
+const E: u32 = ${p.experts}u;
+const K: u32 = ${p.k}u;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> gain: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bias: array<u32>;
+@group(0) @binding(4) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(5) var<storage, read_write> weights: array<f32>;
+
+fn lo(v: u32) -> f32 { return bitcast<f32>(v << 16u); }
+fn hi(v: u32) -> f32 { return bitcast<f32>(v & 0xffff0000u); }
+fn bf16x4(a: u32, b: u32) -> vec4<f32> { return vec4<f32>(lo(a), hi(a), lo(b), hi(b)); }
+// x * gain, vec4 i
+fn xs(i: u32) -> vec4<f32> { return x[i] * bf16x4(gain[2u * i], gain[2u * i + 1u]); }
+
+@compute @workgroup_size(1)
+fn main() {
+  var ss = 0.0;
+  for (var i = 0u; i < H4; i++) { let v = x[i]; ss += dot(v, v); }
+  let scale = inverseSqrt(ss / f32(H4 * 4u) + ${f32Literal(p.normEps)});
+  var lg: array<f32, ${p.experts}>;
+  for (var row = 0u; row < E; row++) {
+    var acc = 0.0;
+    for (var u = 0u; u < H8; u++) {
+      let q = w[row * H8 + u];
+      acc += dot(bf16x4(q.x, q.y), xs(2u * u)) + dot(bf16x4(q.z, q.w), xs(2u * u + 1u));
+    }
+    let bw = bias[row / 2u];
+    lg[row] = acc * scale + select(lo(bw), hi(bw), (row & 1u) == 1u);
+  }
+${topkSoftmaxWgsl(p.k, 'lg[i]', 'j')}
+}`;
+}
 
 export function routerDecodeSource(p: RouterDecodeParams): string {
   let lanes = 1;
@@ -201,9 +245,10 @@ export class RouterDecodeKernel {
   constructor(cache: PipelineCache, readonly p: RouterDecodeParams) {
     if (!(p.k >= 1 && p.k <= p.experts)) throw new Error(`router: k=${p.k} must be in 1..E=${p.experts}`);
     if (p.hidden % 8 !== 0) throw new Error(`router: hidden ${p.hidden} must be a multiple of 8`);
+    if (p.subgroups && p.simple) throw new Error('router: subgroups apply to the workgroup variant only');
     if (p.subgroups) requireSubgroups(cache.device, 'f32_bf16w_router_topk');
-    this.key = kernelKey('f32_bf16w_router_topk', { h: p.hidden, e: p.experts, k: p.k, norm: p.normEps, sg: p.subgroups });
-    this.pipeline = cache.get(this.key, () => routerDecodeSource(p));
+    this.key = kernelKey('f32_bf16w_router_topk', { h: p.hidden, e: p.experts, k: p.k, norm: p.normEps, sg: p.subgroups, simple: p.simple });
+    this.pipeline = cache.get(this.key, () => (p.simple ? routerDecodeSimpleSource(p) : routerDecodeSource(p)));
   }
 
   bind(device: GPUDevice, b: { x: GPUBuffer; gain: GPUBuffer; weight: GPUBuffer; bias: GPUBuffer; ids: GPUBuffer; weights: GPUBuffer }): GPUBindGroup {

@@ -309,7 +309,8 @@ export function writeSampleParams(device: GPUDevice, buf: GPUBuffer, params: Dra
  * Bindings: 0 cand: array<u32> [2 * NC] (score bits, row); 1 params: SampleParams; 2 out: array<u32>.
  * One workgroup of 256 threads.
  */
-export function sampleCandidatesSource(candidates: number): string {
+export function sampleCandidatesSource(candidates: number, simple = false): string {
+  if (simple) return sampleCandidatesSimpleSource(candidates);
   return /* wgsl */ `
 ${SAMPLE_PARAMS_STRUCT}
 const NC: u32 = ${candidates}u;
@@ -350,14 +351,43 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 }`;
 }
 
+/**
+ * The same draw on CPU adapters: one invocation scans every candidate (no workgroup memory, no
+ * barriers, which SwiftShader runs as coroutines), in the same order of preference.
+ */
+function sampleCandidatesSimpleSource(candidates: number): string {
+  return /* wgsl */ `
+${SAMPLE_PARAMS_STRUCT}
+const NC: u32 = ${candidates}u;
+const NONE: u32 = 0xffffffffu;
+@group(0) @binding(0) var<storage, read> cand: array<u32>;
+@group(0) @binding(1) var<uniform> prm: SampleParams;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(1)
+fn main() {
+  var bv = 0.0;
+  var bi = NONE;
+  for (var c = 0u; c < NC; c++) {
+    let v = bitcast<f32>(cand[2u * c]);
+    let i = cand[2u * c + 1u];
+    // NaN scores are never taken (tested on the bits); ties go to the lower row.
+    let number = (bitcast<u32>(v) & 0x7fffffffu) <= 0x7f800000u;
+    if (i != NONE && number && (bi == NONE || v > bv || (v == bv && i < bi))) { bv = v; bi = i; }
+  }
+  out[prm.out_index] = select(bi, 0u, bi == NONE);
+}`;
+}
+
 export class SampleCandidatesKernel {
   readonly key: string;
   readonly pipeline: GPUComputePipeline;
 
-  constructor(cache: PipelineCache, readonly candidates: number) {
+  /** `simple`: the one-invocation scan of CPU adapters. */
+  constructor(cache: PipelineCache, readonly candidates: number, readonly simple = false) {
     if (!Number.isInteger(candidates) || candidates < 1) throw new RangeError(`f32_sample_candidates: candidates must be an integer >= 1, got ${candidates}`);
-    this.key = kernelKey('f32_sample_candidates', { n: candidates });
-    this.pipeline = cache.get(this.key, () => sampleCandidatesSource(candidates));
+    this.key = kernelKey('f32_sample_candidates', { n: candidates, simple });
+    this.pipeline = cache.get(this.key, () => sampleCandidatesSource(candidates, simple));
   }
 
   bind(device: GPUDevice, cand: GPUBuffer | GPUBufferBinding, params: GPUBuffer | GPUBufferBinding, out: GPUBuffer | GPUBufferBinding): GPUBindGroup {

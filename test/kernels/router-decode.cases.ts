@@ -76,9 +76,9 @@ export async function routerDecodeCases(device: GPUDevice, scope?: CaseScope): P
     }
     const want = topkSoftmax(linear(w.values, b.values, h, E, H), k);
     const shape = `E=${E} k=${k} H=${H}${note}`;
-    for (const path of ['workgroup', 'subgroup'] as const) {
+    for (const path of ['workgroup', 'subgroup', 'simple'] as const) {
       if (path === 'subgroup' && !device.features.has('subgroups')) continue;
-      const kern = new RouterDecodeKernel(cache, { hidden: H, experts: E, k, normEps: EPS, subgroups: path === 'subgroup' });
+      const kern = new RouterDecodeKernel(cache, { hidden: H, experts: E, k, normEps: EPS, subgroups: path === 'subgroup', simple: path === 'simple' });
       const bufs = {
         x: bufferFrom(device, x),
         gain: bufferFrom(device, gain.bytes),

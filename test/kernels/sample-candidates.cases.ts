@@ -71,7 +71,7 @@ export async function sampleCandidateCases(device: GPUDevice): Promise<CaseResul
   const results: CaseResult[] = [];
   const prm = createBuffer(device, SAMPLE_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
   writeSampleParams(device, prm, GREEDY, { step: 0, outIndex: 1 });
-  for (const c of CASES) {
+  for (const path of ['workgroup', 'simple'] as const) for (const c of CASES) {
     const rng = new TestRng(c.count * 17 + c.name.length);
     const scores = rng.f32(c.count, 2);
     const rows = Uint32Array.from({ length: c.count }, (_, i) => 8 * i + 3);
@@ -82,7 +82,7 @@ export async function sampleCandidateCases(device: GPUDevice): Promise<CaseResul
       data[2 * i] = bits[i]!;
       data[2 * i + 1] = rows[i]!;
     }
-    const kern = new SampleCandidatesKernel(cache, c.count);
+    const kern = new SampleCandidatesKernel(cache, c.count, path === 'simple');
     const cand = bufferFrom(device, data);
     const out = bufferFrom(device, new Uint32Array([0xdead, 0xdead, 0xdead]), rwStorage());
     await runPass(device, (pass) => kern.encode(pass, kern.bind(device, cand, prm, out)));
@@ -95,7 +95,7 @@ export async function sampleCandidateCases(device: GPUDevice): Promise<CaseResul
     if (row[want] === -Infinity) want = Math.min(...Array.from(rows).filter((_, i) => !Number.isNaN(scores[i]))); // all -inf: the lowest such row
     if (!Number.isFinite(want)) want = 0; // nothing but NaN: row 0
     const shape = `${c.name}: ${c.count} candidates`;
-    results.push(checkEqual(kern.key, `${shape}, out[1] (out_index 1; out[0], out[2] untouched)`, [0xdead, want, 0xdead], got));
+    results.push({ ...checkEqual(kern.key, `${shape}, out[1] (out_index 1; out[0], out[2] untouched)`, [0xdead, want, 0xdead], got), path });
     cand.destroy();
     out.destroy();
   }
