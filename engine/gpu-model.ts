@@ -236,8 +236,8 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     sample: once(() => new SampleKernel(cache, { vocab: c.vocabSize })),
     decode: {
       qkv: new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: [qkvRows], bias: true, normEps: c.rmsNormEps, stageX: stage(H), weights: wf }),
-      attnSliding: new DecodeAttentionKernel(cache, attn(c.slidingWindow)),
-      attnFull: new DecodeAttentionKernel(cache, attn(0)),
+      attnSliding: new DecodeAttentionKernel(cache, { ...attn(c.slidingWindow), simple: variant === 'simple' }),
+      attnFull: new DecodeAttentionKernel(cache, { ...attn(0), simple: variant === 'simple' }),
       o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D), weights: wf }),
       router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg, simple: variant === 'simple' }),
       gateUp: new MoeGateUpKernel(cache, {

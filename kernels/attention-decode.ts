@@ -47,6 +47,12 @@ export interface DecodeAttentionParams {
   /** Sliding window W (keys incl. self), or 0 for a full layer. */
   window: number;
   fmt: KvFormat;
+  /**
+   * CPU (fallback) adapters: the split kernel as one invocation per (kv head, slice), looping over
+   * the group's query heads and the slice's keys: no workgroup memory and no barriers, which
+   * SwiftShader runs as coroutines. Same bindings, grid, partial results and combine kernel.
+   */
+  simple?: boolean;
 }
 
 function threadsPerHead(d: number): number {
@@ -269,6 +275,146 @@ ${dims.map((d) => `  part[ob + 2u + ti * DPT + ${d}u] = acc${d};`).join('\n')}
 }`;
 }
 
+/** The simple variant's cache readers and its store of the new key and value (one invocation). */
+function simpleCacheFns(fmt: KvFormat): string {
+  if (fmt === 'f32') {
+    return /* wgsl */ `
+@group(0) @binding(3) var<storage, read_write> kc: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> vc: array<vec4<f32>>;
+fn capacity() -> u32 { return arrayLength(&kc) / (NKV * D4); }
+fn k4(row: u32, w: u32) -> vec4<f32> { return kc[row * D4 + w]; }
+fn k_scale(row: u32) -> f32 { return 1.0; }
+fn v4(row: u32, w: u32) -> vec4<f32> { return vc[row * D4 + w]; }
+fn store_new(row: u32, g: u32, pos: u32) {
+  for (var w = 0u; w < D4; w++) {
+    kc[row * D4 + w] = new_k4(g, w, pos);
+    vc[row * D4 + w] = new_v4(g, w);
+  }
+}`;
+  }
+  return /* wgsl */ `
+@group(0) @binding(3) var<storage, read_write> kc: array<u32>;
+@group(0) @binding(4) var<storage, read_write> vc: array<u32>;
+fn capacity() -> u32 { return arrayLength(&kc) / (NKV * (D4 + 1u)); }
+fn i8_at(w: u32, byte: u32) -> f32 { return f32(bitcast<i32>(w << (24u - 8u * byte)) >> 24u); }
+fn i8x4(x: u32) -> vec4<f32> { return vec4<f32>(i8_at(x, 0u), i8_at(x, 1u), i8_at(x, 2u), i8_at(x, 3u)); }
+fn k4(row: u32, w: u32) -> vec4<f32> { return i8x4(kc[row * D4 + w]); }
+fn k_scale(row: u32) -> f32 { return bitcast<f32>(kc[capacity() * NKV * D4 + row]); }
+fn v4(row: u32, w: u32) -> vec4<f32> { return i8x4(vc[row * D4 + w]) * bitcast<f32>(vc[capacity() * NKV * D4 + row]); }
+// The same quantisation as f32_kv_store (kv-cache.ts): scale = max|x| / 127 per row.
+fn quant4(x: vec4<f32>, inv: f32) -> u32 {
+  let q = vec4<i32>(clamp(round(x * inv), vec4<f32>(-127.0), vec4<f32>(127.0)));
+  let b = bitcast<vec4<u32>>(q) & vec4<u32>(0xffu);
+  return b.x | (b.y << 8u) | (b.z << 16u) | (b.w << 24u);
+}
+fn store_new(row: u32, g: u32, pos: u32) {
+  var ka = 0.0;
+  var va = 0.0;
+  for (var w = 0u; w < D4; w++) {
+    let k = abs(new_k4(g, w, pos));
+    let v = abs(new_v4(g, w));
+    ka = max(ka, max(max(k.x, k.y), max(k.z, k.w)));
+    va = max(va, max(max(v.x, v.y), max(v.z, v.w)));
+  }
+  let ki = select(0.0, 127.0 / ka, ka > 0.0);
+  let vi = select(0.0, 127.0 / va, va > 0.0);
+  for (var w = 0u; w < D4; w++) {
+    kc[row * D4 + w] = quant4(new_k4(g, w, pos), ki);
+    vc[row * D4 + w] = quant4(new_v4(g, w), vi);
+  }
+  let sbase = capacity() * NKV * D4;
+  kc[sbase + row] = bitcast<u32>(ka / 127.0);
+  vc[sbase + row] = bitcast<u32>(va / 127.0);
+}`;
+}
+
+/** The split kernel of CPU adapters (DecodeAttentionParams.simple). */
+export function decodeAttentionSimpleSource(p: DecodeAttentionParams): string {
+  const D = p.headDim;
+  const GROUP = p.heads / p.kvHeads;
+  // q and the accumulator as D/4 vec4 variables (unrolled): private arrays indexed in a loop
+  // compile slowly on SwiftShader.
+  const ws = Array.from({ length: D / 4 }, (_, w) => w);
+  const W = (f: (w: number) => string, sep = '\n') => ws.map(f).join(sep);
+  return /* wgsl */ `
+${STEP_STRUCT}
+const D: u32 = ${D}u;
+const D4: u32 = ${D / 4}u;
+const HALF: u32 = ${D / 2}u;
+const NKV: u32 = ${p.kvHeads}u;
+const GROUP: u32 = ${GROUP}u;
+const WINDOW: u32 = ${p.window}u;
+const MAXS: u32 = ${MAX_SPLITS}u;
+const SCALE: f32 = ${f32Literal(1 / Math.sqrt(D))};
+const K_OFF: u32 = ${p.heads * D}u;
+const V_OFF: u32 = ${(p.heads + p.kvHeads) * D}u;
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+${VISIBLE_WGSL}
+
+// RoPE of element i of a head stored at qkv[base ..] (half-split pairs, SPEC §4).
+fn roped(base: u32, i: u32, pos: u32) -> f32 {
+  let d = i % HALF;
+  let c = table[pos * HALF + d];
+  let s = table[arrayLength(&table) / 2u + pos * HALF + d];
+  let x1 = qkv[base + d];
+  let x2 = qkv[base + d + HALF];
+  return select(x2 * c + x1 * s, x1 * c - x2 * s, i < HALF);
+}
+fn roped4(base: u32, w: u32, pos: u32) -> vec4<f32> {
+  return vec4<f32>(roped(base, 4u * w, pos), roped(base, 4u * w + 1u, pos), roped(base, 4u * w + 2u, pos), roped(base, 4u * w + 3u, pos));
+}
+// The new token's key (after RoPE) and value of kv head g, vec4 w.
+fn new_k4(g: u32, w: u32, pos: u32) -> vec4<f32> { return roped4(K_OFF + g * D, w, pos); }
+fn new_v4(g: u32, w: u32) -> vec4<f32> {
+  let b = V_OFF + g * D + 4u * w;
+  return vec4<f32>(qkv[b], qkv[b + 1u], qkv[b + 2u], qkv[b + 3u]);
+}
+${simpleCacheFns(p.fmt)}
+
+@compute @workgroup_size(1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let g = wg.x;
+  let split = wg.y;
+  let nsplit = nwg.y;
+  let pos = step.pos0;
+  let first = first_key(pos);
+  let n = pos - first + 1u;
+  let chunk = (n + nsplit - 1u) / nsplit;
+  let j0 = min(split * chunk, n);
+  let j1 = min(j0 + chunk, n);
+  let cap = capacity();
+  // The slice holding the new token stores its key and value before reading any key.
+  if (split == nsplit - 1u) { store_new((pos % cap) * NKV + g, g, pos); }
+  for (var hh = 0u; hh < GROUP; hh++) {
+    let h = g * GROUP + hh;
+${W((w) => `    let q${w} = roped4(h * D, ${w}u, pos);
+    var a${w} = vec4<f32>(0.0);`)}
+    var m = -3.0e38;
+    var l = 0.0;
+    for (var j = j0; j < j1; j++) {
+      let row = ((first + j) % cap) * NKV + g;
+      let sc = (${W((w) => `dot(q${w}, k4(row, ${w}u))`, ' + ')}) * k_scale(row) * SCALE;
+      let m_new = max(m, sc);
+      let corr = exp(m - m_new);
+      let pw = exp(sc - m_new);
+      l = l * corr + pw;
+${W((w) => `      a${w} = a${w} * corr + pw * v4(row, ${w}u);`)}
+      m = m_new;
+    }
+    let ob = (h * MAXS + split) * (D + 2u);
+    part[ob] = m;
+    part[ob + 1u] = l;
+${W((w) => `    part[ob + ${2 + 4 * w}u] = a${w}.x;
+    part[ob + ${3 + 4 * w}u] = a${w}.y;
+    part[ob + ${4 + 4 * w}u] = a${w}.z;
+    part[ob + ${5 + 4 * w}u] = a${w}.w;`)}
+  }
+}`;
+}
+
 export function decodeCombineSource(p: DecodeAttentionParams): string {
   const D = p.headDim;
   return /* wgsl */ `
@@ -323,11 +469,11 @@ export class DecodeAttentionKernel {
   constructor(cache: PipelineCache, readonly p: DecodeAttentionParams) {
     if (p.heads % p.kvHeads !== 0) throw new Error(`attention decode: ${p.heads} heads not a multiple of ${p.kvHeads} kv heads`);
     if (p.headDim % 4 !== 0) throw new Error(`attention decode: head dim ${p.headDim} must be a multiple of 4`);
-    if ((p.heads / p.kvHeads) * threadsPerHead(p.headDim) > 256) throw new Error(`attention decode: GQA group of ${p.heads / p.kvHeads} heads is too large for one workgroup`);
-    const shape = { h: p.heads, kv: p.kvHeads, d: p.headDim, w: p.window };
+    if (!p.simple && (p.heads / p.kvHeads) * threadsPerHead(p.headDim) > 256) throw new Error(`attention decode: GQA group of ${p.heads / p.kvHeads} heads is too large for one workgroup`);
+    const shape = { h: p.heads, kv: p.kvHeads, d: p.headDim, w: p.window, simple: p.simple };
     this.key = kernelKey(`f32_${p.fmt}kv_sdpa_decode`, shape);
     this.combineKey = kernelKey('f32_sdpa_decode_combine', { d: p.headDim, w: p.window });
-    this.pipeline = cache.get(this.key, () => decodeAttentionSource(p));
+    this.pipeline = cache.get(this.key, () => (p.simple ? decodeAttentionSimpleSource(p) : decodeAttentionSource(p)));
     this.combine = cache.get(this.combineKey, () => decodeCombineSource(p));
   }
 

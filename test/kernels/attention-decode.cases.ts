@@ -109,11 +109,13 @@ async function configCases(device: GPUDevice, cache: PipelineCache, c: Config, r
   const shape = { heads: H, kvHeads: nKv, headDim: D, window };
   const store = new KvStoreKernel(cache, { kvHeads: nKv, headDim: D, fmt: 'q8' });
   const storeStep = stepBuffer(device, 1, 0);
-  const kinds = FORMATS.map((fmt) => {
-    const kern = new DecodeAttentionKernel(cache, { heads: H, kvHeads: nKv, headDim: D, window, fmt });
-    const kv: KvCache = createKvCache(device, fmt, cap, nKv, D, `${c.name} ${fmt}`);
-    return { fmt, kern, kv, bg: kern.bind(device, step, qkvBuf, table, kv, part, sinkBuf, out) };
-  });
+  // Each format in both forms: 'workgroup' (GPUs) and 'simple' (CPU adapters); f32 first (the q8
+  // checks quantize the key the f32 kernels stored).
+  const kinds = FORMATS.flatMap((fmt) => (['workgroup', 'simple'] as const).map((path) => {
+    const kern = new DecodeAttentionKernel(cache, { heads: H, kvHeads: nKv, headDim: D, window, fmt, simple: path === 'simple' });
+    const kv: KvCache = createKvCache(device, fmt, cap, nKv, D, `${c.name} ${fmt} ${path}`);
+    return { fmt, path, kern, kv, bg: kern.bind(device, step, qkvBuf, table, kv, part, sinkBuf, out) };
+  }));
 
   for (const pos of c.positions) {
     const qkv = rng.f32((H + 2 * nKv) * D, 1);
@@ -136,7 +138,8 @@ async function configCases(device: GPUDevice, cache: PipelineCache, c: Config, r
       slotsV[j % cap] = pastV[j]!;
     }
     let storedK: Float32Array | undefined; // the f32 kernel's new key: what the q8 kernel must quantize
-    for (const { fmt, kern, kv, bg } of kinds) {
+    for (const { fmt, path, kern, kv, bg } of kinds) {
+      const before = results.length;
       device.queue.writeBuffer(kv.k, 0, cacheImage(fmt, cap, width, D, slotsK));
       device.queue.writeBuffer(kv.v, 0, cacheImage(fmt, cap, width, D, slotsV));
       await runPass(device, (pass) => kern.encode(pass, bg, pos));
@@ -171,6 +174,7 @@ async function configCases(device: GPUDevice, cache: PipelineCache, c: Config, r
       }
       const want = attention(q, keys, vals, pos, shape, sinks.values);
       results.push(checkClose(`${kern.key} + ${kern.combineKey}`, `${where} out [H*D]`, want, got, 1e-5, 1e-5));
+      for (let i = before; i < results.length; i++) results[i] = { ...results[i]!, path };
     }
   }
   for (const b of [table, sinkBuf, step, storeStep, qkvBuf, part, out, ...kinds.flatMap((x) => [x.kv.k, x.kv.v])]) b.destroy();

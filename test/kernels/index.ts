@@ -95,6 +95,8 @@ export const KERNEL_PATHS: KernelPath[] = [
   { family: 'moe_grouped', path: 'simple', requires: [], use: 'fallback (CPU) adapters: prefill MoE, barrier-free' },
   { family: 'moe_decode', path: 'per-invocation-norm', requires: [], use: 'fallback (CPU) adapters: the decode gate_up, one invocation per unit (gate and linear rows) computing the norm itself (barrier-free)' },
   { family: 'moe_decode', path: 'down-simple', requires: [], use: 'fallback (CPU) adapters: the decode down projection + weighted sum, one invocation per output row (barrier-free)' },
+  { family: 'attention_decode', path: 'workgroup', requires: [], use: 'GPUs: decode attention, a workgroup per (kv head, key slice) sharing each key row across the GQA group' },
+  { family: 'attention_decode', path: 'simple', requires: [], use: 'fallback (CPU) adapters: decode attention, one invocation per (kv head, key slice) (barrier-free)' },
   { family: 'sample_candidates', path: 'workgroup', requires: [], use: 'GPUs: the decode draw over lm_head\'s candidates (a tree through workgroup memory)' },
   { family: 'sample_candidates', path: 'simple', requires: [], use: 'fallback (CPU) adapters: the decode draw over lm_head\'s candidates in one invocation (barrier-free)' },
   { family: 'rmsnorm', path: 'workgroup', requires: [], use: 'GPUs: the prefill RMSNorm, one workgroup per token (sum through workgroup memory)' },
