@@ -134,24 +134,19 @@ fn store_new(row: u32, lid: u32) {
 }`;
 }
 
-export function decodeAttentionSource(p: DecodeAttentionParams): string {
+/**
+ * What both forms of the split kernel declare: the shape constants, bindings 0-2 and 5,
+ * first_key and roped (RoPE of element i of a head stored at qkv[base ..], half-split pairs,
+ * SPEC §4).
+ */
+function splitCommon(p: DecodeAttentionParams): string {
   const D = p.headDim;
-  const GROUP = p.heads / p.kvHeads;
-  const TPH = threadsPerHead(D);
-  const WG = GROUP * TPH;
-  const DPT = D / TPH;
-  const heads = Array.from({ length: GROUP }, (_, i) => i);
-  const dims = Array.from({ length: DPT }, (_, i) => i);
   return /* wgsl */ `
 ${STEP_STRUCT}
 const D: u32 = ${D}u;
 const HALF: u32 = ${D / 2}u;
-const H: u32 = ${p.heads}u;
 const NKV: u32 = ${p.kvHeads}u;
-const GROUP: u32 = ${GROUP}u;
-const TPH: u32 = ${TPH}u;
-const DPT: u32 = ${DPT}u;
-const WG: u32 = ${WG}u;
+const GROUP: u32 = ${p.heads / p.kvHeads}u;
 const WINDOW: u32 = ${p.window}u;
 const MAXS: u32 = ${MAX_SPLITS}u;
 const SCALE: f32 = ${f32Literal(1 / Math.sqrt(D))};
@@ -161,6 +156,30 @@ const V_OFF: u32 = ${(p.heads + p.kvHeads) * D}u;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> table: array<f32>;
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
+${VISIBLE_WGSL}
+fn roped(base: u32, i: u32, pos: u32) -> f32 {
+  let d = i % HALF;
+  let c = table[pos * HALF + d];
+  let s = table[arrayLength(&table) / 2u + pos * HALF + d];
+  let x1 = qkv[base + d];
+  let x2 = qkv[base + d + HALF];
+  return select(x2 * c + x1 * s, x1 * c - x2 * s, i < HALF);
+}`;
+}
+
+export function decodeAttentionSource(p: DecodeAttentionParams): string {
+  const D = p.headDim;
+  const GROUP = p.heads / p.kvHeads;
+  const TPH = threadsPerHead(D);
+  const WG = GROUP * TPH;
+  const DPT = D / TPH;
+  const heads = Array.from({ length: GROUP }, (_, i) => i);
+  const dims = Array.from({ length: DPT }, (_, i) => i);
+  return /* wgsl */ `${splitCommon(p)}
+const H: u32 = ${p.heads}u;
+const TPH: u32 = ${TPH}u;
+const DPT: u32 = ${DPT}u;
+const WG: u32 = ${WG}u;
 var<workgroup> q_sh: array<vec4<f32>, ${(GROUP * D) / 4}>;
 var<workgroup> new_k: array<f32, ${D}>;
 var<workgroup> new_v: array<f32, ${D}>;
@@ -169,17 +188,6 @@ var<workgroup> sc: array<f32, ${GROUP * WG}>;   // [head][key in tile]: score, t
 var<workgroup> rows: array<u32, ${WG}>;
 var<workgroup> red: array<f32, ${WG}>;
 ${cacheReaders(p.fmt)}
-${VISIBLE_WGSL}
-
-// RoPE of element i of a head stored at qkv[base ..] (half-split pairs, SPEC §4).
-fn roped(base: u32, i: u32, pos: u32) -> f32 {
-  let d = i % HALF;
-  let c = table[pos * HALF + d];
-  let s = table[arrayLength(&table) / 2u + pos * HALF + d];
-  let x1 = qkv[base + d];
-  let x2 = qkv[base + d + HALF];
-  return select(x2 * c + x1 * s, x1 * c - x2 * s, i < HALF);
-}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -331,38 +339,12 @@ fn store_new(row: u32, g: u32, pos: u32) {
 /** The split kernel of CPU adapters (DecodeAttentionParams.simple). */
 export function decodeAttentionSimpleSource(p: DecodeAttentionParams): string {
   const D = p.headDim;
-  const GROUP = p.heads / p.kvHeads;
   // q and the accumulator as D/4 vec4 variables (unrolled): private arrays indexed in a loop
   // compile slowly on SwiftShader.
   const ws = Array.from({ length: D / 4 }, (_, w) => w);
   const W = (f: (w: number) => string, sep = '\n') => ws.map(f).join(sep);
-  return /* wgsl */ `
-${STEP_STRUCT}
-const D: u32 = ${D}u;
+  return /* wgsl */ `${splitCommon(p)}
 const D4: u32 = ${D / 4}u;
-const HALF: u32 = ${D / 2}u;
-const NKV: u32 = ${p.kvHeads}u;
-const GROUP: u32 = ${GROUP}u;
-const WINDOW: u32 = ${p.window}u;
-const MAXS: u32 = ${MAX_SPLITS}u;
-const SCALE: f32 = ${f32Literal(1 / Math.sqrt(D))};
-const K_OFF: u32 = ${p.heads * D}u;
-const V_OFF: u32 = ${(p.heads + p.kvHeads) * D}u;
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> table: array<f32>;
-@group(0) @binding(5) var<storage, read_write> part: array<f32>;
-${VISIBLE_WGSL}
-
-// RoPE of element i of a head stored at qkv[base ..] (half-split pairs, SPEC §4).
-fn roped(base: u32, i: u32, pos: u32) -> f32 {
-  let d = i % HALF;
-  let c = table[pos * HALF + d];
-  let s = table[arrayLength(&table) / 2u + pos * HALF + d];
-  let x1 = qkv[base + d];
-  let x2 = qkv[base + d + HALF];
-  return select(x2 * c + x1 * s, x1 * c - x2 * s, i < HALF);
-}
 fn roped4(base: u32, w: u32, pos: u32) -> vec4<f32> {
   return vec4<f32>(roped(base, 4u * w, pos), roped(base, 4u * w + 1u, pos), roped(base, 4u * w + 2u, pos), roped(base, 4u * w + 3u, pos));
 }

@@ -21,15 +21,21 @@ export interface RmsNormParams {
   variant?: 'workgroup' | 'simple';
 }
 
-export function rmsnormSource(p: RmsNormParams): string {
-  if (p.variant === 'simple') return simpleSource(p);
+/** Both variants' constants and bindings. */
+function header(p: RmsNormParams): string {
   return /* wgsl */ `
 ${BF16_FNS}
 const H: u32 = ${p.hidden}u;
 const EPS: f32 = ${f32Literal(p.eps)};
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`;
+}
+
+export function rmsnormSource(p: RmsNormParams): string {
+  if (p.variant === 'simple') return simpleSource(p);
+  return /* wgsl */ `
+${header(p)}
 var<workgroup> partial: array<f32, ${WG}>;
 
 @compute @workgroup_size(${WG})
@@ -56,12 +62,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 function simpleSource(p: RmsNormParams): string {
   return /* wgsl */ `
-${BF16_FNS}
-const H: u32 = ${p.hidden}u;
-const EPS: f32 = ${f32Literal(p.eps)};
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${header(p)}
 
 @compute @workgroup_size(1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>) {

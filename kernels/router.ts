@@ -124,8 +124,8 @@ export interface RouterDecodeParams {
 
 const RWG = 256;
 
-/** The decode router of CPU adapters: a workgroup of one invocation (see RouterDecodeParams.simple). */
-function routerDecodeSimpleSource(p: RouterDecodeParams): string {
+/** Both decode routers' constants, bindings and bf16 readers. */
+function routerCommon(p: RouterDecodeParams): string {
   return /* wgsl */ `
 const H4: u32 = ${p.hidden / 4}u;
 const H8: u32 = ${p.hidden / 8}u;
@@ -137,10 +137,15 @@ const K: u32 = ${p.k}u;
 @group(0) @binding(3) var<storage, read> bias: array<u32>;
 @group(0) @binding(4) var<storage, read_write> ids: array<u32>;
 @group(0) @binding(5) var<storage, read_write> weights: array<f32>;
-
 fn lo(v: u32) -> f32 { return bitcast<f32>(v << 16u); }
 fn hi(v: u32) -> f32 { return bitcast<f32>(v & 0xffff0000u); }
-fn bf16x4(a: u32, b: u32) -> vec4<f32> { return vec4<f32>(lo(a), hi(a), lo(b), hi(b)); }
+fn bf16x4(a: u32, b: u32) -> vec4<f32> { return vec4<f32>(lo(a), hi(a), lo(b), hi(b)); }`;
+}
+
+/** The decode router of CPU adapters: a workgroup of one invocation (see RouterDecodeParams.simple). */
+function routerDecodeSimpleSource(p: RouterDecodeParams): string {
+  return /* wgsl */ `
+${routerCommon(p)}
 // x * gain, vec4 i
 fn xs(i: u32) -> vec4<f32> { return x[i] * bf16x4(gain[2u * i], gain[2u * i + 1u]); }
 
@@ -169,24 +174,12 @@ export function routerDecodeSource(p: RouterDecodeParams): string {
   const rowsPerRound = RWG / lanes;
   const sg = !!p.subgroups;
   return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
-const H4: u32 = ${p.hidden / 4}u;
-const H8: u32 = ${p.hidden / 8}u;
-const E: u32 = ${p.experts}u;
-const K: u32 = ${p.k}u;
+${routerCommon(p)}
 const LANES: u32 = ${lanes}u;
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> gain: array<u32>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> bias: array<u32>;
-@group(0) @binding(4) var<storage, read_write> ids: array<u32>;
-@group(0) @binding(5) var<storage, read_write> weights: array<f32>;
 var<workgroup> xs: array<vec4<f32>, ${p.hidden / 4}>;
 ${sg ? subgroupFns(RWG) : `var<workgroup> red: array<f32, ${RWG}>;`}
 var<workgroup> lg: array<f32, ${p.experts}>;
 
-fn lo(v: u32) -> f32 { return bitcast<f32>(v << 16u); }
-fn hi(v: u32) -> f32 { return bitcast<f32>(v & 0xffff0000u); }
-fn bf16x4(a: u32, b: u32) -> vec4<f32> { return vec4<f32>(lo(a), hi(a), lo(b), hi(b)); }
 
 @compute @workgroup_size(${RWG})
 fn main(@builtin(local_invocation_index) lid: u32${sg ? `, ${SUBGROUP_ARGS}` : ''}) {
