@@ -134,6 +134,18 @@ fn store_new(row: u32, lid: u32) {
 }`;
 }
 
+/** The split kernels' first lines: kv head g, slice `split` of `nsplit`, its keys [j0, j1) of the n visible. */
+const SLICE_WGSL = /* wgsl */ `  let g = wg.x;
+  let split = wg.y;
+  let nsplit = nwg.y;
+  let pos = step.pos0;
+  let first = first_key(pos);
+  let n = pos - first + 1u;
+  let chunk = (n + nsplit - 1u) / nsplit;
+  let j0 = min(split * chunk, n);
+  let j1 = min(j0 + chunk, n);
+  let cap = capacity();`;
+
 /**
  * What both forms of the split kernel declare: the shape constants, bindings 0-2 and 5,
  * first_key and roped (RoPE of element i of a head stored at qkv[base ..], half-split pairs,
@@ -192,16 +204,7 @@ ${cacheReaders(p.fmt)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let g = wg.x;
-  let split = wg.y;
-  let nsplit = nwg.y;
-  let pos = step.pos0;
-  let first = first_key(pos);
-  let n = pos - first + 1u;
-  let chunk = (n + nsplit - 1u) / nsplit;
-  let j0 = min(split * chunk, n);
-  let j1 = min(j0 + chunk, n);
-  let cap = capacity();
+${SLICE_WGSL}
 
   for (var e = lid; e < GROUP * D / 4u; e += WG) {
     let hb = (g * GROUP + (4u * e) / D) * D;
@@ -358,16 +361,7 @@ ${simpleCacheFns(p.fmt)}
 
 @compute @workgroup_size(1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let g = wg.x;
-  let split = wg.y;
-  let nsplit = nwg.y;
-  let pos = step.pos0;
-  let first = first_key(pos);
-  let n = pos - first + 1u;
-  let chunk = (n + nsplit - 1u) / nsplit;
-  let j0 = min(split * chunk, n);
-  let j1 = min(j0 + chunk, n);
-  let cap = capacity();
+${SLICE_WGSL}
   // The slice holding the new token stores its key and value before reading any key.
   if (split == nsplit - 1u) { store_new((pos % cap) * NKV + g, g, pos); }
   for (var hh = 0u; hh < GROUP; hh++) {

@@ -103,6 +103,31 @@ function reduceRows(lanes: number): string {
   }`;
 }
 
+/** Both gate_up forms' constants and bindings (with normEps: the norm gain and gain4). */
+function gateUpCommon(p: MoeGateUpParams): string {
+  return /* wgsl */ `
+${STEP_STRUCT}
+${BF16_FNS}
+const H: u32 = ${p.hidden}u;
+const I: u32 = ${p.intermediate}u;
+const K: u32 = ${p.k}u;
+const G: u32 = ${p.hidden / 32}u;
+const LIMIT: f32 = ${f32Literal(p.limit)};
+const ALPHA: f32 = ${f32Literal(p.alpha)};
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> scales: array<u32>;
+@group(0) @binding(5) var<storage, read> bias: array<u32>;
+@group(0) @binding(6) var<storage, read_write> act: array<f32>;
+${p.normEps !== undefined ? `@group(0) @binding(7) var<storage, read> gain: array<u32>;
+fn gain4(i: u32) -> vec4<f32> {
+  let gw = vec2<u32>(gain[2u * i], gain[2u * i + 1u]);
+  return vec4<f32>(bf16_lo(gw.x), bf16_hi(gw.x), bf16_lo(gw.y), bf16_hi(gw.y));
+}` : ''}`;
+}
+
 /**
  * f32_mf4w_moe_gateup_swiglu_h{H}_i{I}_k{k}:
  *   u = W1[e] h[t] + b1[e] (2I rows, interleaved gate/linear), e = ids[t, j];
@@ -149,27 +174,8 @@ export function moeGateUpSource(p: MoeGateUpParams): string {
   const slots = sg ? `  workgroupBarrier();
   let t = sg_index(taken, sl, sz);\n` : '';
   return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
-${STEP_STRUCT}
-${BF16_FNS}
-const H: u32 = ${p.hidden}u;
-const I: u32 = ${p.intermediate}u;
-const K: u32 = ${p.k}u;
-const G: u32 = ${G}u;
+${gateUpCommon(p)}
 const LANES: u32 = ${lanes}u;
-const LIMIT: f32 = ${f32Literal(p.limit)};
-const ALPHA: f32 = ${f32Literal(p.alpha)};
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> scales: array<u32>;
-@group(0) @binding(5) var<storage, read> bias: array<u32>;
-@group(0) @binding(6) var<storage, read_write> act: array<f32>;
-${norm ? `@group(0) @binding(7) var<storage, read> gain: array<u32>;
-fn gain4(i: u32) -> vec4<f32> {
-  let gw = vec2<u32>(gain[2u * i], gain[2u * i + 1u]);
-  return vec4<f32>(bf16_lo(gw.x), bf16_hi(gw.x), bf16_lo(gw.y), bf16_hi(gw.y));
-}` : ''}
 ${stage ? `var<workgroup> xs: array<vec4<f32>, ${p.hidden / 4}>;` : ''}
 ${norm && !stage ? `fn xg(i: u32) -> vec4<f32> { return h[i] * gain4(i % (H / 4u)); }` : ''}
 var<workgroup> partial: array<f32, ${sg ? rows : WG}>;
@@ -239,26 +245,7 @@ function isPerInvocation(p: MoeGateUpParams): boolean {
  */
 function gateUpPerInvocationSource(p: MoeGateUpParams): string {
   return /* wgsl */ `
-${STEP_STRUCT}
-${BF16_FNS}
-const H: u32 = ${p.hidden}u;
-const I: u32 = ${p.intermediate}u;
-const K: u32 = ${p.k}u;
-const G: u32 = ${p.hidden / 32}u;
-const LIMIT: f32 = ${f32Literal(p.limit)};
-const ALPHA: f32 = ${f32Literal(p.alpha)};
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read> blocks: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> scales: array<u32>;
-@group(0) @binding(5) var<storage, read> bias: array<u32>;
-@group(0) @binding(6) var<storage, read_write> act: array<f32>;
-@group(0) @binding(7) var<storage, read> gain: array<u32>;
-fn gain4(i: u32) -> vec4<f32> {
-  let gw = vec2<u32>(gain[2u * i], gain[2u * i + 1u]);
-  return vec4<f32>(bf16_lo(gw.x), bf16_hi(gw.x), bf16_lo(gw.y), bf16_hi(gw.y));
-}
+${gateUpCommon(p)}
 ${mxfp4Fns('h')}
 // Block gi of a row dotted with the 8 normalised x vec4s of its 32 columns.
 fn block_dot_x(gi: u32, x: array<vec4<f32>, 8>) -> f32 {
