@@ -86,6 +86,8 @@ export class GpuSession {
   private readonly lmHeadRow: { op: BoundOp; out: GPUBuffer } | null;
   /** The full-vocabulary draw, bound on first use (its kernel compiles then: see sampleFull). */
   private sampleFullOp: BoundOp | null = null;
+  /** Until the device has accepted that kernel: its check (null once it has). */
+  private sampleFullCheck: Promise<void> | null = null;
   private readonly sampleCand: BoundOp;
   /** Kernels this session compiled after the load (allLogits' lm_head): checked before the first submit. */
   private lateKernels: Promise<void> | null = null;
@@ -172,15 +174,18 @@ export class GpuSession {
   /**
    * The full-vocabulary draw (top-k > 1 or top-p < 1). Most draws take lm_head's candidates, so
    * its kernel, the slowest to compile, compiles on the first draw that needs it; `checked`
-   * resolves once the device has accepted it.
+   * resolves once the device has accepted it, and is null from then on (nothing per step).
    */
-  private sampleFull(): { op: BoundOp; checked: Promise<void> } {
+  private sampleFull(): { op: BoundOp; checked: Promise<void> | null } {
     if (!this.sampleFullOp) {
       const k = this.model.kernels.sample();
       this.sampleFullOp = op(k.key, k.bind(this.model.gpu.device, this.b.logits, this.b.sampleParams, this.b.tokens), (p, bg) => k.encode(p, bg, 1),
         denseReads([], this.model.config.vocabSize * 4));
+      this.sampleFullCheck = this.model.pipelines.ready([k.key]).then(() => {
+        this.sampleFullCheck = null;
+      });
     }
-    return { op: this.sampleFullOp, checked: this.model.pipelines.ready([this.sampleFullOp.name]) };
+    return { op: this.sampleFullOp, checked: this.sampleFullCheck };
   }
 
   /** The draw for `params`, and the check of its kernel (see sampleFull). */
@@ -307,10 +312,10 @@ export class GpuSession {
     const pos = this.pos;
     writeStep(dev, this.b.step, 1, pos);
     writeSampleParams(dev, this.b.sampleParams, params, { step: pos + 1, outIndex: 0 });
-    const checked = this.draw(params).checked;
+    const { op: drawOp, checked } = this.draw(params);
     const enc = dev.createCommandEncoder({ label: `decode ${pos}` });
     const pass = enc.beginComputePass();
-    for (const o of this.decodeOps(params)) o.run(pass, 1, pos);
+    for (const o of this.decodeOps(params, drawOp)) o.run(pass, 1, pos);
     pass.end();
     this.pos += 1;
     const submitted = this.submitToken(enc);
@@ -411,8 +416,8 @@ export class GpuSession {
   }
 
   /** The kernels of one decode step, in order, for a draw with `params`. */
-  decodeOps(params: SamplingParams): BoundOp[] {
-    return [...this.embed, ...this.decodeLayers.flat(), this.lmHeadDecode, this.draw(params).op];
+  decodeOps(params: SamplingParams, drawOp = this.draw(params).op): BoundOp[] {
+    return [...this.embed, ...this.decodeLayers.flat(), this.lmHeadDecode, drawOp];
   }
 
   /**
