@@ -206,6 +206,8 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
   const stage = (k: number) => matvecStageBytes(k) <= wgMemory;
   // Subgroup reductions apply to the tiled decode kernels only.
   const sg = subgroups && variant === 'tiled';
+  /** CPU adapters: the barrier-free forms of the kernels that have one. */
+  const simple = variant === 'simple';
   const mv = { variant, accumulate: false, bias: false, subgroups: sg } as const;
   // 'q8': qkv_w, o_w and lm_head are stored 8-bit (memory-plan.ts Q8_PARAMS); the router stays bf16.
   const wf = plan.options.weights === 'q8' ? 'q8' : 'bf16';
@@ -220,7 +222,7 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     weights: wf, rowsPerGroup: LM_ROWS,
   });
   return {
-    rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps, variant: variant === 'simple' ? 'simple' : 'workgroup' }),
+    rmsnorm: new RmsNormKernel(cache, { hidden: H, eps: c.rmsNormEps, variant: simple ? 'simple' : 'workgroup' }),
     qkv: new Bf16MatmulKernel(cache, { inDim: H, outDim: qkvRows, bias: true, accumulate: false, variant, weights: wf }),
     o: new Bf16MatmulKernel(cache, { inDim: nq * D, outDim: H, bias: true, accumulate: true, variant, weights: wf }),
     rope: new RopeKernel(cache, { heads: nq + nkv, headDim: D, stride: qkvRows }),
@@ -230,22 +232,22 @@ function buildKernels(cache: PipelineCache, c: GptOssConfig, plan: MemoryPlan, v
     router: new Bf16MatmulKernel(cache, { inDim: H, outDim: c.numExperts, bias: true, accumulate: false, variant }),
     topk: new TopkSoftmaxKernel(cache, { experts: c.numExperts, k: c.expertsPerToken }),
     moe: groupedMoe(cache, c, variant === 'tiled' && moeGroupedStageBytes(MOE_TILE) <= wgMemory ? 'tiled' : 'simple'),
-    down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, subgroups: sg, simple: variant === 'simple' }),
+    down: new MoeDownKernel(cache, { hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, subgroups: sg, simple }),
     embed: chunks('embed').map((ch) => new EmbedKernel(cache, { hidden: H, rows: ch.rows, rowStart: ch.rowStart })),
     lmHead: once(() => chunks('lm_head').map((ch) => new Bf16MatmulKernel(cache, { inDim: H, outDim: ch.rows, bias: false, accumulate: false, outStride: c.vocabSize, outOffset: ch.rowStart, variant }))),
     sample: once(() => new SampleKernel(cache, { vocab: c.vocabSize })),
     decode: {
       qkv: new MatvecKernel(cache, { ...mv, inDim: H, chunkRows: [qkvRows], bias: true, normEps: c.rmsNormEps, stageX: stage(H), weights: wf }),
-      attnSliding: new DecodeAttentionKernel(cache, { ...attn(c.slidingWindow), simple: variant === 'simple' }),
-      attnFull: new DecodeAttentionKernel(cache, { ...attn(0), simple: variant === 'simple' }),
+      attnSliding: new DecodeAttentionKernel(cache, { ...attn(c.slidingWindow), simple }),
+      attnFull: new DecodeAttentionKernel(cache, { ...attn(0), simple }),
       o: new MatvecKernel(cache, { ...mv, inDim: nq * D, chunkRows: [H], bias: true, accumulate: true, stageX: stage(nq * D), weights: wf }),
-      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg, simple: variant === 'simple' }),
+      router: new RouterDecodeKernel(cache, { hidden: H, experts: c.numExperts, k: c.expertsPerToken, normEps: c.rmsNormEps, subgroups: sg, simple }),
       gateUp: new MoeGateUpKernel(cache, {
         hidden: H, intermediate: c.intermediateSize, k: c.expertsPerToken, limit: c.swigluLimit, alpha: c.swigluAlpha, normEps: c.rmsNormEps, stageNorm: variant === 'tiled',
         subgroups: sg,
       }),
       lmHead,
-      sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount, variant === 'simple'),
+      sampleCandidates: new SampleCandidatesKernel(cache, lmHead.candidateCount, simple),
     },
   };
 }
