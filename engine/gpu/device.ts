@@ -58,7 +58,8 @@ export async function getGpu(): Promise<GPU> {
   const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis);
   if (!isNode) throw new GpuUnavailableError('WebGPU is not available in this environment (no navigator.gpu)');
   if (nodeGpu) return nodeGpu;
-  await (await import('./node-vulkan.ts')).chooseVulkanDriver();
+  const vulkan = await import('./node-vulkan.ts');
+  await vulkan.chooseVulkanDriver();
   // Kept out of bundlers' static analysis: the browser build never includes Dawn.
   const specifier = 'webgpu';
   let mod: { create(flags: string[]): GPU; globals: Record<string, unknown> };
@@ -72,7 +73,7 @@ export async function getGpu(): Promise<GPU> {
       : `cannot load the npm package "webgpu" (Dawn for Node): ${(e as Error).message}`);
   }
   Object.assign(globalThis, mod.globals);
-  nodeGpu = mod.create([]);
+  nodeGpu = mod.create(vulkan.dawnFlags());
   return nodeGpu;
 }
 

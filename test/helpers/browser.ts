@@ -49,6 +49,9 @@ export const CHROMIUM_WEBGPU_FLAGS = [
   '--use-vulkan=swiftshader',
   '--use-webgpu-adapter=swiftshader',
   '--disable-vulkan-surface',
+  // Workgroup memory zeroed by Tint's code rather than by SwiftShader's compile of the zero
+  // initializers (engine/gpu/node-vulkan.ts, dawnFlags: seconds per kernel): the same zeroing.
+  '--disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension',
 ];
 
 /** A browser without WebGPU, as on a machine or browser that lacks it. */
