@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './test/helpers/sequencer.ts';
 
 // On GPU-less Linux machines WebGPU runs on SwiftShader (Debian's chromium ships the driver).
 // A machine with a real Vulkan driver, or one where the caller chose a driver, keeps its own.
@@ -17,5 +18,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // The machines have 2 cores; heavy files (synthetic 20b-shaped runs) must not all run at once.
     maxWorkers: 2,
+    // Longest files first (test/durations.json on a fresh clone), so both workers end together.
+    sequence: { sequencer: LongestFirstSequencer },
   },
 });
