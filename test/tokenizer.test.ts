@@ -9,7 +9,8 @@ import { encode as refEncode } from 'gpt-tokenizer/encoding/o200k_harmony';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { blobSource } from '../loader/source-blob.ts';
 import { tokenizerFiles } from '../loader/synth-writer-node.ts';
-import { GptOssTokenizer, StreamDecoder } from '../loader/tokenizer.ts';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { buildTokenizer, GptOssTokenizer, StreamDecoder } from '../loader/tokenizer.ts';
 import { clearTokenizerCache, KEEP_MS } from '../loader/tokenizer-cache.ts';
 import { fuzzCorpus, SPEC_IDS, SPEC_TEXT, SPECIALS, VARIED } from './helpers/text-corpus.ts';
 
@@ -199,5 +200,24 @@ describe('tokenizer cache (loader/tokenizer-cache.ts)', () => {
     // A malformed file is still an error naming it, not a cache hit.
     await expect(GptOssTokenizer.load(await files((t) => t.slice(0, 1000)))).rejects.toThrow(/tokenizer\.json.*malformed JSON|malformed JSON/);
     expect(KEEP_MS).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe('merge ranks built on first use (buildTokenizer)', () => {
+  it('a build indexes no merge; the first piece outside the vocabulary does, and ids equal the eager build', () => {
+    const files = Object.fromEntries(tokenizerFiles().map((f) => [f.name, JSON.parse(readFileSync(f.path, 'utf8')) as object]));
+    const json = files['tokenizer.json']!, config = files['tokenizer_config.json']!;
+    const lazy = buildTokenizer(json, config);
+    const ranks = () => (lazy.model as unknown as { bpe_ranks: { size?: number } }).bpe_ranks.size;
+    expect(ranks(), 'merges indexed by the build').toBeUndefined();
+    const opts = { add_special_tokens: false };
+    // Every word of this text is one vocabulary piece (ignore_merges): no BPE, no index.
+    expect(lazy.encode(' the quick brown fox', opts).ids.length).toBe(4);
+    expect(ranks(), 'merges indexed after an in-vocabulary encode').toBeUndefined();
+    const eager = new Tokenizer(json, config);
+    for (const text of [...VARIED, ...FUZZ.slice(0, 300), ' antidisestablishmentarianism qxzvbnwq']) {
+      expect(lazy.encode(text, opts).ids, JSON.stringify(text)).toEqual(eager.encode(text, opts).ids);
+    }
+    expect(ranks(), 'merges indexed once BPE ran').toBe((json as { model: { merges: unknown[] } }).model.merges.length);
   }, 120_000);
 });
