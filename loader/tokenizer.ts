@@ -40,37 +40,71 @@ function byteLevelDecoder(): Map<string, number> {
 
 const EMPTY = new Uint8Array(0);
 
-type Merges = string[] | [string, string][];
+type Merge = string | [string, string];
 
 /** What buildTokenizer replaces in @huggingface/tokenizers' BPE model (0.2: bpe_ranks.get(JSON.stringify([a, b]))). */
 interface BpeInternals {
-  bpe_ranks: { get(key: string): number | undefined; readonly size?: number };
+  bpe_ranks: { get(key: string): number | undefined };
 }
 
 /**
- * The Tokenizer, its BPE merge ranks indexed on first use rather than at load. Indexing
- * o200k's 446k merges (a Map keyed by JSON.stringify of each pair) is a third of the build,
- * about 0.7 s on a 2-core machine, and with `ignore_merges` (o200k) BPE runs only on a piece the
- * vocabulary lacks, so loading, decoding and most encodes never need them. Any other model type,
- * or a library whose BPE model keeps its ranks otherwise, is built as it comes.
+ * A BPE model's merge ranks, keyed as @huggingface/tokenizers looks them up, indexed on the first
+ * lookup (all at once) or ahead of it a slice at a time (indexInSlices). The same ranks as the
+ * library's own Map: a pair listed twice keeps its later rank.
+ */
+export class MergeRanks {
+  private readonly map = new Map<string, number>();
+  private done = 0;
+
+  constructor(private readonly merges: Merge[]) {}
+
+  get(key: string): number | undefined {
+    if (this.done < this.merges.length) this.index(this.merges.length);
+    return this.map.get(key);
+  }
+
+  /** Merges indexed so far (all of them once complete). */
+  get indexed(): number {
+    return this.done;
+  }
+
+  get complete(): boolean {
+    return this.done === this.merges.length;
+  }
+
+  /** Indexes the rest, yielding (`yieldTurn`) whenever a slice has taken `sliceMs`. */
+  async indexInSlices(sliceMs: number, yieldTurn: () => Promise<void>): Promise<void> {
+    while (!this.complete) {
+      const t0 = performance.now();
+      do this.index(Math.min(this.merges.length, this.done + 4096));
+      while (!this.complete && performance.now() - t0 < sliceMs);
+      if (!this.complete) await yieldTurn();
+    }
+  }
+
+  private index(until: number): void {
+    for (; this.done < until; this.done++) {
+      const m = this.merges[this.done]!;
+      this.map.set(JSON.stringify(typeof m === 'string' ? m.split(' ', 2) : m), this.done);
+    }
+  }
+}
+
+/**
+ * The Tokenizer, its BPE merge ranks indexed on first use rather than at load (MergeRanks).
+ * Indexing o200k's 446k merges (a Map keyed by JSON.stringify of each pair) is a third of the
+ * build, about 0.7 s on a 2-core machine, and with `ignore_merges` (o200k) BPE runs only on a
+ * piece the vocabulary lacks, so loading, decoding and many encodes never need them. Any other
+ * model type, or a library whose BPE model keeps its ranks otherwise, is built as it comes.
  */
 export function buildTokenizer(json: object, config: object): Tokenizer {
-  const model = (json as { model?: { type?: string; merges?: Merges } }).model;
+  const model = (json as { model?: { type?: string; merges?: Merge[] } }).model;
   const merges = model?.merges;
   if (model?.type !== 'BPE' || !Array.isArray(merges) || merges.length === 0) return new Tokenizer(json, config);
   const tok = new Tokenizer({ ...json, model: { ...model, merges: [] } }, config);
   const bpe = tok.model as unknown as Partial<BpeInternals> | undefined;
   if (!(bpe?.bpe_ranks instanceof Map) || bpe.bpe_ranks.size !== 0) return new Tokenizer(json, config);
-  let ranks: Map<string, number> | undefined;
-  bpe.bpe_ranks = {
-    get(key: string) {
-      ranks ??= new Map((merges as (string | [string, string])[]).map((m, i) => [JSON.stringify(typeof m === 'string' ? m.split(' ', 2) : m), i]));
-      return ranks.get(key);
-    },
-    get size() {
-      return ranks?.size;
-    },
-  };
+  bpe.bpe_ranks = new MergeRanks(merges);
   return tok;
 }
 
@@ -110,6 +144,16 @@ export class GptOssTokenizer {
     }
     if (key !== undefined) rememberTokenizer(key, tok);
     return tok;
+  }
+
+  /**
+   * Indexes the BPE merge ranks (if not yet done) a slice at a time, yielding with `yieldTurn`
+   * every `sliceMs`, so that the first encode needing them does not block for the whole index
+   * (about 0.7 s for o200k). The async prompt renderer calls it before encoding.
+   */
+  async indexMerges(sliceMs: number, yieldTurn: () => Promise<void>): Promise<void> {
+    const ranks = (this.tok.model as unknown as Partial<BpeInternals> | undefined)?.bpe_ranks;
+    if (ranks instanceof MergeRanks) await ranks.indexInSlices(sliceMs, yieldTurn);
   }
 
   /** Text to ids. By default special-token strings such as `<|start|>` become their ids; see {@link EncodeOptions}. */

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { blobSource } from '../loader/source-blob.ts';
 import { tokenizerFiles } from '../loader/synth-writer-node.ts';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { buildTokenizer, GptOssTokenizer, StreamDecoder } from '../loader/tokenizer.ts';
+import { buildTokenizer, GptOssTokenizer, MergeRanks, StreamDecoder } from '../loader/tokenizer.ts';
 import { clearTokenizerCache, KEEP_MS } from '../loader/tokenizer-cache.ts';
 import { fuzzCorpus, SPEC_IDS, SPEC_TEXT, SPECIALS, VARIED } from './helpers/text-corpus.ts';
 
@@ -208,16 +208,35 @@ describe('merge ranks built on first use (buildTokenizer)', () => {
     const files = Object.fromEntries(tokenizerFiles().map((f) => [f.name, JSON.parse(readFileSync(f.path, 'utf8')) as object]));
     const json = files['tokenizer.json']!, config = files['tokenizer_config.json']!;
     const lazy = buildTokenizer(json, config);
-    const ranks = () => (lazy.model as unknown as { bpe_ranks: { size?: number } }).bpe_ranks.size;
-    expect(ranks(), 'merges indexed by the build').toBeUndefined();
+    const ranks = () => (lazy.model as unknown as { bpe_ranks: MergeRanks }).bpe_ranks.indexed;
+    expect(ranks(), 'merges indexed by the build').toBe(0);
     const opts = { add_special_tokens: false };
     // Every word of this text is one vocabulary piece (ignore_merges): no BPE, no index.
     expect(lazy.encode(' the quick brown fox', opts).ids.length).toBe(4);
-    expect(ranks(), 'merges indexed after an in-vocabulary encode').toBeUndefined();
+    expect(ranks(), 'merges indexed after an in-vocabulary encode').toBe(0);
     const eager = new Tokenizer(json, config);
     for (const text of [...VARIED, ...FUZZ.slice(0, 300), ' antidisestablishmentarianism qxzvbnwq']) {
       expect(lazy.encode(text, opts).ids, JSON.stringify(text)).toEqual(eager.encode(text, opts).ids);
     }
     expect(ranks(), 'merges indexed once BPE ran').toBe((json as { model: { merges: unknown[] } }).model.merges.length);
   }, 120_000);
+});
+
+describe('merge ranks indexed in slices (MergeRanks.indexInSlices)', () => {
+  it('yields between slices and gives the ranks of one whole index, later duplicates winning', async () => {
+    const merges: (string | [string, string])[] = [];
+    for (let i = 0; i < 20_000; i++) merges.push(i % 2 ? [`a${i}`, `b${i}`] : `c${i} d${i}`);
+    merges.push(['a1', 'b1']); // listed twice: the later rank, as in new Map(entries)
+    const sliced = new MergeRanks(merges);
+    let turns = 0;
+    await sliced.indexInSlices(0, async () => void turns++);
+    expect(turns, 'yields with sliceMs 0: one per 4096 merges').toBe(Math.ceil(merges.length / 4096) - 1);
+    expect(sliced.complete).toBe(true);
+    const whole = new Map(merges.map((m, i) => [JSON.stringify(typeof m === 'string' ? m.split(' ', 2) : m), i]));
+    for (const [key, rank] of whole) expect(sliced.get(key), key).toBe(rank);
+    expect(sliced.get(JSON.stringify(['a1', 'b1']))).toBe(20_000);
+    const lazy = new MergeRanks(merges);
+    expect(lazy.get(JSON.stringify(['c0', 'd0'])), 'a lookup before any slice indexes all at once').toBe(0);
+    expect(lazy.indexed).toBe(merges.length);
+  });
 });

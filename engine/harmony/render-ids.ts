@@ -12,7 +12,7 @@ import type { GptOssTokenizer } from '../../loader/tokenizer.ts';
 import { promptParts, type HarmonyConversation, type PromptPart } from './render.ts';
 import type { HarmonySpecial } from './parser.ts';
 
-export type PromptTokenizer = Pick<GptOssTokenizer, 'encode' | 'tokenId' | 'ordinarySlices' | 'maxTokenBytes'>;
+export type PromptTokenizer = Pick<GptOssTokenizer, 'encode' | 'tokenId' | 'ordinarySlices' | 'maxTokenBytes'> & Partial<Pick<GptOssTokenizer, 'indexMerges'>>;
 
 /** A prompt longer than the tokens allowed; `atLeast` is a lower bound of its length (exact when `exact`). */
 export class PromptTooLongError extends RangeError {
@@ -85,6 +85,9 @@ export async function renderPromptIdsAsync(conv: HarmonyConversation, tok: Promp
     const least = minimumTokens(parts, tok.maxTokenBytes());
     if (least > maxTokens) throw new PromptTooLongError(maxTokens, least, false);
   }
+  // BPE's merge ranks (loader/tokenizer.ts MergeRanks) in slices too, not all at the first rare word.
+  await tok.indexMerges?.(sliceMs, macrotask);
+  signal?.throwIfAborted();
   const ids: number[] = [];
   let last = performance.now();
   for (let i = 0; i < parts.length; i++) {
