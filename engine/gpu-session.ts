@@ -52,7 +52,7 @@ const MAX_IN_FLIGHT = 2;
 
 const STORAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-export type BufferName = 'step' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
+export type BufferName = 'step' | 'stepSliding' | 'tokens' | 'x' | 'h' | 'qkv' | 'attn' | 'routerLogits' | 'ids' | 'expertWeights' | 'act' |
   'moeOffsets' | 'moeList' | 'moeTiles' | 'moeArgs' | 'moeOut' | 'xLast' | 'logits' | 'cand' | 'part' | 'rope' | 'sampleParams';
 
 export class GpuSession {
@@ -108,7 +108,10 @@ export class GpuSession {
     this.logitRows = this.allLogits ? T : 1;
     const f32 = (n: number, label: string) => this.track(createBuffer(dev, n * 4, STORAGE(), label));
     this.b = {
-      step: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'step')),
+      step: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC, 'step')),
+      // The Step of the sliding layers' attention: the window written once, n_tokens and pos0
+      // copied from `step` on the GPU at the start of each forward pass (startForward).
+      stepSliding: this.track(createBuffer(dev, STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'step_sliding')),
       tokens: f32(T, 'tokens'),
       x: f32(T * c.hiddenSize, 'x'),
       h: f32(T * c.hiddenSize, 'h'),
@@ -131,6 +134,7 @@ export class GpuSession {
       rope: this.track(createBuffer(dev, 2 * this.contextLimit * (c.headDim / 2) * 4, STORAGE(), 'rope_table')),
       sampleParams: this.track(createBuffer(dev, SAMPLE_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'sample_params')),
     };
+    writeStep(dev, this.b.stepSliding, 0, 0, c.slidingWindow);
     this.readback = Array.from({ length: MAX_IN_FLIGHT }, (_, i) =>
       this.track(createBuffer(dev, 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `token_readback${i}`)));
     dev.queue.writeBuffer(this.b.rope, 0, ropeTableData(c, this.contextLimit));
@@ -230,7 +234,7 @@ export class GpuSession {
       const n = batch.length;
       dev.queue.writeBuffer(this.b.tokens, 0, new Uint32Array(batch));
       writeStep(dev, this.b.step, n, this.pos);
-      const enc = dev.createCommandEncoder({ label: `prefill ${this.pos}+${n}` });
+      const enc = this.startForward(`prefill ${this.pos}+${n}`);
       const pass = enc.beginComputePass();
       for (const o of this.prefillOps()) o.run(pass, n, this.pos);
       if (want === 'all' && this.lmHeadAll.length > 0) {
@@ -313,7 +317,7 @@ export class GpuSession {
     writeStep(dev, this.b.step, 1, pos);
     writeSampleParams(dev, this.b.sampleParams, params, { step: pos + 1, outIndex: 0 });
     const { op: drawOp, checked } = this.draw(params);
-    const enc = dev.createCommandEncoder({ label: `decode ${pos}` });
+    const enc = this.startForward(`decode ${pos}`);
     const pass = enc.beginComputePass();
     for (const o of this.decodeOps(params, drawOp)) o.run(pass, 1, pos);
     pass.end();
@@ -399,7 +403,7 @@ export class GpuSession {
     writeStep(dev, this.b.step, 1, this.pos);
     writeSampleParams(dev, this.b.sampleParams, greedy, { step: this.pos + 1 });
     this.history.push(token);
-    const enc = dev.createCommandEncoder({ label: `decode logits ${this.pos}` });
+    const enc = this.startForward(`decode logits ${this.pos}`);
     const pass = enc.beginComputePass();
     for (const o of this.decodeOps(greedy).slice(0, -1)) o.run(pass, 1, this.pos);
     pass.end();
@@ -408,6 +412,20 @@ export class GpuSession {
     this.pos += 1;
     this.hasLogits = true;
     return new Float32Array(await readBuffer(dev, this.b.logits, c.vocabSize * 4));
+  }
+
+  /**
+   * A command encoder for a forward pass whose Step was just written: it first copies n_tokens and
+   * pos0 into the sliding layers' Step (whose window stays), so nothing more is uploaded per token.
+   */
+  private startForward(label: string): GPUCommandEncoder {
+    const enc = this.model.gpu.device.createCommandEncoder({ label });
+    this.copySlidingStep(enc);
+    return enc;
+  }
+
+  private copySlidingStep(enc: GPUCommandEncoder): void {
+    enc.copyBufferToBuffer(this.b.step, 0, this.b.stepSliding, 0, 8);
   }
 
   /** The kernels of one prefill batch, in order (the lm_head and the draw not included). */
@@ -448,6 +466,7 @@ export class GpuSession {
       lm.before = (enc) => enc.copyBufferToBuffer(this.b.x, (n - 1) * c.hiddenSize * 4, this.b.xLast, 0, c.hiddenSize * 4);
       ops = [...this.prefillOps().map((b) => prof(b, n)), lm, prof(this.sampleCand, 1)];
     }
+    ops[0]!.before = (enc) => this.copySlidingStep(enc);
     const result = await profileOps(dev, ops);
     if (n === 1) {
       // sample() draws from the last position's hidden state: the decode step left it in x.

@@ -35,7 +35,7 @@ export function bindPrefillLayer(m: GpuModel, B: Buffers, l: number, kv: KvCache
     batched(kn.qkv, kn.qkv.bind(dev, { x: B.h, weight: w('qkv_w'), bias: w('qkv_b'), out: B.qkv, step: B.step }), denseReads([w('qkv_w'), w('qkv_b')], H)),
     batched(kn.rope, kn.rope.bind(dev, B.step, B.qkv, B.rope), denseReads([], QKV + c.headDim * 4)),
     batched(kn.kvStore, kn.kvStore.bind(dev, B.step, B.qkv, B.qkv, kv), denseReads([], QKV)),
-    batched(attn, attn.bind(dev, B.step, B.qkv, kv, w('sinks'), B.attn), kvReads(kv, sliding ? c.slidingWindow : 0, [w('sinks')], Q)),
+    batched(attn, attn.bind(dev, sliding ? B.stepSliding : B.step, B.qkv, kv, w('sinks'), B.attn), kvReads(kv, sliding ? c.slidingWindow : 0, [w('sinks')], Q)),
     batched(kn.o, kn.o.bind(dev, { x: B.attn, weight: w('o_w'), bias: w('o_b'), out: B.x, step: B.step }), denseReads([w('o_w'), w('o_b')], Q + H)),
     batched(kn.rmsnorm, kn.rmsnorm.bind(dev, B.x, w('mlp_norm'), B.h), denseReads([w('mlp_norm')], H)),
     batched(kn.router, kn.router.bind(dev, { x: B.h, weight: w('router_w'), bias: w('router_b'), out: B.routerLogits, step: B.step }), denseReads([w('router_w'), w('router_b')], H)),
@@ -78,7 +78,7 @@ export function bindDecodeLayer(m: GpuModel, B: Buffers, l: number, kv: KvCache)
   const w = (p: Parameters<GpuModel['weight']>[0]) => m.weight(p, l)[0]!;
   const sliding = c.layerTypes[l] === 'sliding';
   const attn = sliding ? kd.attnSliding : kd.attnFull;
-  const attnBg = attn.bind(dev, B.step, B.qkv, B.rope, kv, B.part, w('sinks'), B.attn);
+  const attnBg = attn.bind(dev, sliding ? B.stepSliding : B.step, B.qkv, B.rope, kv, B.part, w('sinks'), B.attn);
   const H = c.hiddenSize * 4, Q = c.numHeads * c.headDim * 4, QKV = (c.numHeads + 2 * c.numKvHeads) * c.headDim * 4, K = c.expertsPerToken;
   const down = m.kernels.down;
   return [

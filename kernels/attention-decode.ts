@@ -22,7 +22,7 @@
  * Workgroup: GROUP x TPH threads (TPH threads per query head, each owning D / TPH output dims);
  * a tile is one key per thread. Assumes H % nKv == 0, D % 4 == 0.
  */
-import { BF16_FNS, STEP_STRUCT } from './common.ts';
+import { BF16_FNS, checkWindow, STEP_STRUCT } from './common.ts';
 import type { KvCache, KvFormat } from './kv-cache.ts';
 import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
@@ -61,9 +61,10 @@ function threadsPerHead(d: number): number {
   return t;
 }
 
+// step.window: the layer's sliding window (0 = full), so sliding and full layers share pipelines.
 const VISIBLE_WGSL = /* wgsl */ `
 fn first_key(pos: u32) -> u32 {
-  if (WINDOW > 0u && pos + 1u > WINDOW) { return pos + 1u - WINDOW; }
+  if (step.window > 0u && pos + 1u > step.window) { return pos + 1u - step.window; }
   return 0u;
 }`;
 
@@ -159,7 +160,6 @@ const D: u32 = ${D}u;
 const HALF: u32 = ${D / 2}u;
 const NKV: u32 = ${p.kvHeads}u;
 const GROUP: u32 = ${p.heads / p.kvHeads}u;
-const WINDOW: u32 = ${p.window}u;
 const MAXS: u32 = ${MAX_SPLITS}u;
 const SCALE: f32 = ${f32Literal(1 / Math.sqrt(D))};
 const K_OFF: u32 = ${p.heads * D}u;
@@ -397,7 +397,6 @@ export function decodeCombineSource(p: DecodeAttentionParams): string {
 ${STEP_STRUCT}
 ${BF16_FNS}
 const D: u32 = ${D}u;
-const WINDOW: u32 = ${p.window}u;
 const MAXS: u32 = ${MAX_SPLITS}u;
 const MIN_SLICE: u32 = ${MIN_SLICE}u;
 @group(0) @binding(0) var<uniform> step: Step;
@@ -446,14 +445,17 @@ export class DecodeAttentionKernel {
     if (p.heads % p.kvHeads !== 0) throw new Error(`attention decode: ${p.heads} heads not a multiple of ${p.kvHeads} kv heads`);
     if (p.headDim % 4 !== 0) throw new Error(`attention decode: head dim ${p.headDim} must be a multiple of 4`);
     if (!p.simple && (p.heads / p.kvHeads) * threadsPerHead(p.headDim) > 256) throw new Error(`attention decode: GQA group of ${p.heads / p.kvHeads} heads is too large for one workgroup`);
-    const shape = { h: p.heads, kv: p.kvHeads, d: p.headDim, w: p.window, simple: p.simple };
-    this.key = kernelKey(`f32_${p.fmt}kv_sdpa_decode`, shape);
+    checkWindow(p.window);
+    // The window comes from the bound Step: the keys (labels, profiles) name it, the pipelines'
+    // keys do not, so sliding and full layers share both pipelines.
+    const shape = (w?: number) => ({ h: p.heads, kv: p.kvHeads, d: p.headDim, w, simple: p.simple });
+    this.key = kernelKey(`f32_${p.fmt}kv_sdpa_decode`, shape(p.window));
     this.combineKey = kernelKey('f32_sdpa_decode_combine', { d: p.headDim, w: p.window });
-    this.pipeline = cache.get(this.key, () => (p.simple ? decodeAttentionSimpleSource(p) : decodeAttentionSource(p)));
-    this.combine = cache.get(this.combineKey, () => decodeCombineSource(p));
+    this.pipeline = cache.get(kernelKey(`f32_${p.fmt}kv_sdpa_decode`, shape()), () => (p.simple ? decodeAttentionSimpleSource(p) : decodeAttentionSource(p)));
+    this.combine = cache.get(kernelKey('f32_sdpa_decode_combine', { d: p.headDim }), () => decodeCombineSource(p));
   }
 
-  /** qkv: this token's [q | k | v] before RoPE; part: decodePartBytes; out: f32 [H * D]. */
+  /** step: a Step whose window is this kernel's (writeStep); qkv: this token's [q | k | v] before RoPE; part: decodePartBytes; out: f32 [H * D]. */
   bind(
     device: GPUDevice, step: GPUBuffer, qkv: GPUBuffer, table: GPUBuffer, kv: KvCache, part: GPUBuffer, sinks: GPUBuffer, out: GPUBuffer,
   ): { split: GPUBindGroup; combine: GPUBindGroup } {

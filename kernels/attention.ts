@@ -21,10 +21,11 @@
  *   SQ = max(1, floor(2 / GROUP)) tokens) keeps its GROUP * SQ query rows (code unrolled over
  *   rows, loops over D) and reads each key row straight from the cache, once for all rows. Few
  *   rows: SwiftShader's compile time grows with the unrolled code (8 rows took 4x as long to
- *   compile as 2), and every model load compiles this kernel twice (sliding and full).
+ *   compile as 2). The window is read from the Step (step.window), not baked in: sliding and
+ *   full layers share one pipeline.
  * Assumes D % 4 == 0, D <= 128, Q_STRIDE % 4 == 0, H % nKv == 0, n_tokens <= 65535 * BQ.
  */
-import { BF16_FNS, STEP_STRUCT } from './common.ts';
+import { BF16_FNS, checkWindow, STEP_STRUCT } from './common.ts';
 import type { KvCache, KvFormat } from './kv-cache.ts';
 import { bindBuffers, f32Literal, kernelKey, type PipelineCache } from './pipeline-cache.ts';
 
@@ -91,7 +92,6 @@ const D4: u32 = ${D / 4}u;
 const H: u32 = ${p.heads}u;
 const NKV: u32 = ${p.kvHeads}u;
 const GROUP: u32 = ${p.heads / p.kvHeads}u;
-const WINDOW: u32 = ${p.window}u;   // 0: full layer
 const SCALE: f32 = ${f32Literal(p.scale ?? 1 / Math.sqrt(D))};
 const Q4: u32 = ${(p.qStride ?? p.heads * D) / 4}u;
 const BQ: u32 = ${attentionTiles(p).tokens}u;
@@ -101,8 +101,8 @@ const BQ: u32 = ${attentionTiles(p).tokens}u;
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 ${cacheReaders(p.fmt)}
 fn sink(h: u32) -> f32 { return bf16_at(sinks[h / 2u], (h & 1u) == 1u); }
-// First key position visible from position pos.
-fn first_key(pos: u32) -> u32 { return select(0u, pos + 1u - WINDOW, WINDOW > 0u && pos + 1u > WINDOW); }`;
+// First key position visible from position pos (step.window: the layer's window, 0 = full).
+fn first_key(pos: u32) -> u32 { return select(0u, pos + 1u - step.window, step.window > 0u && pos + 1u > step.window); }`;
 }
 
 const range = (n: number) => [...Array(n).keys()];
@@ -251,7 +251,9 @@ export function attentionSource(p: AttentionParams): string {
 }
 
 export class AttentionKernel {
+  /** The kernel's name in labels and profiles: the pipeline's key and the window. */
   readonly key: string;
+  readonly pipelineKey: string;
   readonly pipeline: GPUComputePipeline;
   private readonly tokensPerItem: number;
 
@@ -261,15 +263,18 @@ export class AttentionKernel {
     if (p.heads % p.kvHeads !== 0) throw new Error(`attention: ${p.heads} heads not a multiple of ${p.kvHeads} kv heads`);
     if (qStride % 4 !== 0 || qStride < p.heads * p.headDim) throw new Error(`attention: q stride ${qStride} must be a multiple of 4, at least ${p.heads * p.headDim}`);
     if (p.heads / p.kvHeads > WG) throw new Error(`attention: more than ${WG} query heads per kv head`);
+    checkWindow(p.window);
     this.tokensPerItem = attentionTiles(p).tokens;
     const simple = p.variant === 'simple';
-    this.key = kernelKey(`f32_${p.fmt}kv_sdpa`, {
-      h: p.heads, kv: p.kvHeads, d: p.headDim, w: p.window, s: p.scale, qs: p.qStride, simple,
-    });
-    this.pipeline = cache.get(this.key, () => attentionSource(p));
+    const shape = (w?: number) => ({ h: p.heads, kv: p.kvHeads, d: p.headDim, w, s: p.scale, qs: p.qStride, simple });
+    // The window comes from the bound Step (step.window), so sliding and full layers share the
+    // pipeline; the key (labels, profiles) still names it.
+    this.pipelineKey = kernelKey(`f32_${p.fmt}kv_sdpa`, shape());
+    this.key = kernelKey(`f32_${p.fmt}kv_sdpa`, shape(p.window));
+    this.pipeline = cache.get(this.pipelineKey, () => attentionSource(p));
   }
 
-  /** q f32 [T, qStride] (after RoPE); sinks: raw bf16 [H]; out f32 [T, H*D]. */
+  /** step: a Step whose window is this kernel's (writeStep); q f32 [T, qStride] (after RoPE); sinks: raw bf16 [H]; out f32 [T, H*D]. */
   bind(
     device: GPUDevice, step: GPUBuffer | GPUBufferBinding, q: GPUBuffer, kv: KvCache, sinks: GPUBuffer, out: GPUBuffer,
   ): GPUBindGroup {

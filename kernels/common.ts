@@ -8,7 +8,7 @@ export const STEP_STRUCT = /* wgsl */ `
 struct Step {
   n_tokens: u32,   // tokens in this forward batch
   pos0: u32,       // absolute position of the batch's first token
-  _pad0: u32,
+  window: u32,     // the attention layer's sliding window W (0: full), read by the attention kernels
   _pad1: u32,
 }`;
 
@@ -20,8 +20,18 @@ fn bf16_lo(w: u32) -> f32 { return bitcast<f32>(w << 16u); }
 fn bf16_hi(w: u32) -> f32 { return bitcast<f32>(w & 0xffff0000u); }
 fn bf16_at(buf_word: u32, odd: bool) -> f32 { return select(bf16_lo(buf_word), bf16_hi(buf_word), odd); }`;
 
-export function writeStep(device: GPUDevice, buf: GPUBuffer, nTokens: number, pos0: number): void {
-  device.queue.writeBuffer(buf, 0, new Uint32Array([nTokens, pos0, 0, 0]));
+/**
+ * Writes a Step. `window` is for the attention kernels, which take it from here rather than baking
+ * it in, so sliding and full layers share their pipelines (one compile less each per model load).
+ */
+export function writeStep(device: GPUDevice, buf: GPUBuffer, nTokens: number, pos0: number, window = 0): void {
+  checkWindow(window);
+  device.queue.writeBuffer(buf, 0, new Uint32Array([nTokens, pos0, window, 0]));
+}
+
+/** A sliding window the attention kernels can take (a u32; 0 = full). */
+export function checkWindow(window: number): void {
+  if (!Number.isInteger(window) || window < 0 || window > 0xffffffff) throw new RangeError(`attention window ${window} is not a u32 (0 for a full layer)`);
 }
 
 /**

@@ -9,6 +9,8 @@ import { directorySource } from '../loader/source-node.ts';
 import { GpuModel } from '../engine/gpu-model.ts';
 import { PipelineCache } from '../kernels/pipeline-cache.ts';
 import { TINY_DIR } from './helpers/loader-fixtures.ts';
+import { createGpuContext } from '../engine/gpu/device.ts';
+import { meterBuffers } from '../engine/gpu/buffer-meter.ts';
 import { testGpu } from './gpu/node-device.ts';
 
 /** PipelineError, checked by name and fields (what a caller sees). */
@@ -36,19 +38,41 @@ describe('pipeline errors', () => {
     await expect(cache.verify()).resolves.toBeUndefined();
   });
 
-  it('GpuModel.load rejects a config whose numbers do not fit the kernels (validation bypassed)', async () => {
+  it('GpuModel.load rejects a kernel the device refuses, naming it, before uploading any weight', async () => {
+    // A fresh device: its pipeline cache holds nothing, so the load compiles every kernel.
+    const gpu = await createGpuContext();
+    const ck = await Checkpoint.open(await directorySource(TINY_DIR));
+    const meter = meterBuffers(gpu.device);
+    const get = PipelineCache.prototype.get;
+    // The RoPE kernel's WGSL as a device would refuse it: a literal that does not fit a u32.
+    PipelineCache.prototype.get = function (this: PipelineCache, key: string, source: () => string) {
+      return get.call(this, key, key.startsWith('f32_rope') ? () => `const X: u32 = 1099511627776u;\n${source()}` : source);
+    };
+    try {
+      for (const kvFormat of ['f32', 'q8'] as const) {
+        const err = await GpuModel.load(ck, gpu, { kvFormat, contextLimit: 16 }).then((m) => (m.dispose(), undefined), (e: unknown) => e);
+        expectPipelineError(err, kvFormat);
+        expect(err.key, kvFormat).toMatch(/^f32_rope_/);
+        expect(err.message, kvFormat).toMatch(/^the GPU refused kernel f32_rope_\S+: .*error/);
+        expect(meter.liveBytes, `${kvFormat}: GPU bytes left by the failed load`).toBe(0);
+      }
+    } finally {
+      PipelineCache.prototype.get = get;
+      await ck.close();
+      gpu.destroy();
+    }
+  });
+
+  it('GpuModel.load rejects a sliding window the attention kernels cannot take (validation bypassed), naming it', async () => {
     const gpu = await testGpu();
     const src = await directorySource(TINY_DIR);
     const good = await Checkpoint.open(src);
     const ck = await Checkpoint.open(src, { config: { ...good.config, slidingWindow: 2 ** 40 } });
     await good.close();
     try {
-      for (const kvFormat of ['f32', 'q8'] as const) {
-        const err = await GpuModel.load(ck, gpu, { kvFormat, contextLimit: 16 }).then((m) => (m.dispose(), undefined), (e: unknown) => e);
-        expectPipelineError(err, kvFormat);
-        // The first kernel that bakes in the window: the batched attention (its key from kernelKey).
-        expect(err.key).toMatch(new RegExp(`^f32_${kvFormat}kv_sdpa(_decode)?_h4_kv2_d16_w1099511627776`));
-      }
+      const err = await GpuModel.load(ck, gpu, { contextLimit: 16 }).then((m) => (m.dispose(), undefined), (e: unknown) => e);
+      expect(err).toBeInstanceOf(RangeError);
+      expect((err as Error).message).toBe('attention window 1099511627776 is not a u32 (0 for a full layer)');
     } finally {
       await ck.close();
     }

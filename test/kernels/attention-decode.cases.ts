@@ -120,7 +120,7 @@ async function configCases(device: GPUDevice, cache: PipelineCache, c: Config, r
   for (const pos of c.positions) {
     const qkv = rng.f32((H + 2 * nKv) * D, 1);
     device.queue.writeBuffer(qkvBuf, 0, qkv);
-    writeStep(device, step, 1, pos);
+    writeStep(device, step, 1, pos, window);
     ropeRow(yp, pos, cos, sin);
     const q = qkv.slice(0, H * D);
     const k = qkv.slice(H * D, (H + nKv) * D);

@@ -210,7 +210,7 @@ async function attentionSessionCases(device: GPUDevice, cache: PipelineCache, s:
     const v = rng.f32(T * nKv * D, 1);
     const qb = bufferFrom(device, q), kb = bufferFrom(device, k), vb = bufferFrom(device, v);
     const ob = createBuffer(device, T * H * D * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    writeStep(device, step, T, pos0);
+    writeStep(device, step, T, pos0, s.kind === 'sliding' ? s.window : 0);
     run(device, (pass) => {
       store.encode(pass, store.bind(device, step, kb, vb, kv), T);
       attn.encode(pass, attn.bind(device, step, qb, kv, sinkBuf, ob), T);

@@ -79,7 +79,7 @@ async function runSession(device: GPUDevice, cache: PipelineCache, s: Session, f
     const qb = bufferFrom(device, q), kb = bufferFrom(device, k), vb = bufferFrom(device, v);
     const outs = kernels.map(() => bufferFrom(device, new Float32Array((T + 1) * rowFloats).fill(SENTINEL),
       GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST));
-    writeStep(device, step, T, pos0);
+    writeStep(device, step, T, pos0, s.window);
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     store.encode(pass, store.bind(device, step, kb, vb, kv), T);
