@@ -1,5 +1,6 @@
 // Writes test/durations.json (seconds per test file, for test/helpers/sequencer.ts) from the
-// durations Vitest cached in its last run on this machine. Run after a full `npm test`.
+// durations Vitest cached in its last run on this machine. Run after a full, unfiltered `npm test`
+// (a run filtered with -t caches the shorter time of the part it ran).
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
