@@ -44,27 +44,34 @@ export async function generate(session: GpuSession, prompt: number[], o: Generat
   let finishReason: FinishReason = 'length';
   let inFlight: Promise<number> | null = null;
   let id = first;
-  for (;;) {
-    tokens.push(id);
-    o.onToken?.(id);
-    // The step after `inFlight` is submitted before `inFlight` is read back, so the GPU is never
-    // idle while the host reads a token; a stop found one step late takes that step back.
-    const done = stop.has(id) ? 'stop' : o.signal?.aborted ? 'abort' : null;
-    if (done) {
-      finishReason = done;
-      if (inFlight) {
-        await inFlight;
-        session.rewind(id);
+  // Whatever ends the loop early (a loss found by the next enqueueStep, a throwing onToken) leaves
+  // the step in flight with nobody to await it: mark it handled (its failure is the same loss).
+  try {
+    for (;;) {
+      tokens.push(id);
+      o.onToken?.(id);
+      // The step after `inFlight` is submitted before `inFlight` is read back, so the GPU is never
+      // idle while the host reads a token; a stop found one step late takes that step back.
+      const done = stop.has(id) ? 'stop' : o.signal?.aborted ? 'abort' : null;
+      if (done) {
+        finishReason = done;
+        if (inFlight) {
+          await inFlight;
+          session.rewind(id);
+        }
+        break;
       }
-      break;
+      if (!inFlight) {
+        if (!canStep(tokens.length)) break;
+        inFlight = session.enqueueStep(o.sampling);
+      }
+      const ahead = canStep(tokens.length + 1) ? session.enqueueStep(o.sampling) : null;
+      id = await settle(inFlight, ahead);
+      inFlight = ahead;
     }
-    if (!inFlight) {
-      if (!canStep(tokens.length)) break;
-      inFlight = session.enqueueStep(o.sampling);
-    }
-    const ahead = canStep(tokens.length + 1) ? session.enqueueStep(o.sampling) : null;
-    id = await settle(inFlight, ahead);
-    inFlight = ahead;
+  } catch (e) {
+    inFlight?.catch(() => {});
+    throw e;
   }
   return { tokens, finishReason, promptTokens: prompt.length, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
 }
@@ -78,7 +85,13 @@ export async function decodeSteps(session: GpuSession, count: number, sampling: 
   const ids: number[] = [];
   let inFlight: Promise<number> | null = count > 0 ? session.enqueueStep(sampling) : null;
   for (let i = 0; i < count; i++) {
-    const ahead = i + 1 < count ? session.enqueueStep(sampling) : null;
+    let ahead: Promise<number> | null;
+    try {
+      ahead = i + 1 < count ? session.enqueueStep(sampling) : null;
+    } catch (e) {
+      inFlight?.catch(() => {});
+      throw e;
+    }
     ids.push(await settle(inFlight!, ahead));
     inFlight = ahead;
   }

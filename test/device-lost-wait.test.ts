@@ -7,6 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DeviceLostError, deviceLost, gpuWait, LOSS_GRACE_MS, throwIfLost } from '../engine/gpu/device-lost.ts';
+import { decodeSteps, generate } from '../engine/generate.ts';
+import type { GpuSession } from '../engine/gpu-session.ts';
 
 function fakeDevice(): { device: GPUDevice; lose(reason?: string, message?: string): void } {
   let resolve!: (info: GPUDeviceLostInfo) => void;
@@ -56,5 +58,64 @@ describe('gpuWait', () => {
     f.lose();
     await new Promise((r) => setTimeout(r, 0));
     expect(deviceLost(f.device)).toBeInstanceOf(DeviceLostError);
+  });
+});
+
+/**
+ * generate() and decodeSteps() through a loss found between two steps: the next enqueueStep
+ * throws (the loss is known) while the step before it is still in flight; that step then fails
+ * too, and must not surface as an unhandled rejection (Vitest fails a run that has one).
+ */
+describe('pipelined decode through a loss between steps', () => {
+  function lossySession() {
+    const lost = new DeviceLostError('destroyed', 'device was destroyed');
+    let calls = 0;
+    let failInFlight!: () => void;
+    const session = {
+      position: 3,
+      contextLimit: 100,
+      append: async () => {},
+      sample: async () => 5,
+      rewind: () => {},
+      enqueueStep: (): Promise<number> => {
+        calls++;
+        if (calls === 1) return Promise.resolve(6);
+        if (calls === 2) return new Promise<number>((_, reject) => (failInFlight = () => reject(lost.withHint())));
+        failInFlight();
+        throw lost.withHint();
+      },
+    };
+    return { session: session as unknown as GpuSession, lost };
+  }
+
+  async function unhandledDuring(run: () => Promise<unknown>): Promise<unknown[]> {
+    const seen: unknown[] = [];
+    const onUnhandled = (reason: unknown) => seen.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await run();
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    return seen;
+  }
+
+  it('generate rejects with the loss and leaves no unhandled rejection', async () => {
+    const { session } = lossySession();
+    const seen = await unhandledDuring(async () => {
+      const e = await generate(session, [1, 2, 3], { maxTokens: 10, sampling: { temperature: 0, topK: 0, topP: 1, seed: 0 } }).then(() => undefined, (err: unknown) => err);
+      expect(e, `got ${String(e)}`).toBeInstanceOf(DeviceLostError);
+    });
+    expect(seen.map(String), 'unhandled rejections').toEqual([]);
+  });
+
+  it('decodeSteps rejects with the loss and leaves no unhandled rejection', async () => {
+    const { session } = lossySession();
+    const seen = await unhandledDuring(async () => {
+      const e = await decodeSteps(session, 5, { temperature: 0, topK: 0, topP: 1, seed: 0 }).then(() => undefined, (err: unknown) => err);
+      expect(e, `got ${String(e)}`).toBeInstanceOf(DeviceLostError);
+    });
+    expect(seen.map(String), 'unhandled rejections').toEqual([]);
   });
 });
