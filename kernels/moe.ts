@@ -293,19 +293,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
  *   7 x: array<f32> [T, H] (read-modify-write; one thread owns each (t, o), no atomics).
  * Grid: x = groups of ROWS outputs, y = t.
  */
-export function moeDownSource(p: MoeParams & { simple?: boolean }): string {
-  if (p.simple) return downSimpleSource(p);
-  const G = p.intermediate / 32;
-  const lanes = lanesFor(G);
-  const sg = !!p.subgroups;
-  return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
+/** Both down forms' constants, bindings and MXFP4 readers of act. */
+function downCommon(p: MoeParams): string {
+  return /* wgsl */ `
 ${STEP_STRUCT}
 ${BF16_FNS}
 const H: u32 = ${p.hidden}u;
 const I: u32 = ${p.intermediate}u;
 const K: u32 = ${p.k}u;
-const G: u32 = ${G}u;
-const LANES: u32 = ${lanes}u;
+const G: u32 = ${p.intermediate / 32}u;
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> act: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
@@ -314,8 +310,18 @@ const LANES: u32 = ${lanes}u;
 @group(0) @binding(5) var<storage, read> scales: array<u32>;
 @group(0) @binding(6) var<storage, read> bias: array<u32>;
 @group(0) @binding(7) var<storage, read_write> x: array<f32>;
+${mxfp4Fns('act')}`;
+}
+
+export function moeDownSource(p: MoeParams & { simple?: boolean }): string {
+  if (p.simple) return downSimpleSource(p);
+  const G = p.intermediate / 32;
+  const lanes = lanesFor(G);
+  const sg = !!p.subgroups;
+  return /* wgsl */ `${sg ? 'enable subgroups;' : ''}
+${downCommon(p)}
+const LANES: u32 = ${lanes}u;
 ${sg ? subgroupFns(WG) : `var<workgroup> partial: array<f32, ${WG}>;`}
-${mxfp4Fns('act')}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32${sg ? `, ${SUBGROUP_ARGS}` : ''}) {
@@ -352,21 +358,7 @@ ${reduceRows(lanes)}
 /** The down projection of CPU adapters: one invocation per (token, output row), no barriers. */
 function downSimpleSource(p: MoeParams): string {
   return /* wgsl */ `
-${STEP_STRUCT}
-${BF16_FNS}
-const H: u32 = ${p.hidden}u;
-const I: u32 = ${p.intermediate}u;
-const K: u32 = ${p.k}u;
-const G: u32 = ${p.intermediate / 32}u;
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> act: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read> weights: array<f32>;
-@group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
-@group(0) @binding(5) var<storage, read> scales: array<u32>;
-@group(0) @binding(6) var<storage, read> bias: array<u32>;
-@group(0) @binding(7) var<storage, read_write> x: array<f32>;
-${mxfp4Fns('act')}
+${downCommon(p)}
 
 @compute @workgroup_size(${SIMPLE_WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
