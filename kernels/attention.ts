@@ -253,7 +253,6 @@ export function attentionSource(p: AttentionParams): string {
 export class AttentionKernel {
   /** The kernel's name in labels and profiles: the pipeline's key and the window. */
   readonly key: string;
-  readonly pipelineKey: string;
   readonly pipeline: GPUComputePipeline;
   private readonly tokensPerItem: number;
 
@@ -269,9 +268,8 @@ export class AttentionKernel {
     const shape = (w?: number) => ({ h: p.heads, kv: p.kvHeads, d: p.headDim, w, s: p.scale, qs: p.qStride, simple });
     // The window comes from the bound Step (step.window), so sliding and full layers share the
     // pipeline; the key (labels, profiles) still names it.
-    this.pipelineKey = kernelKey(`f32_${p.fmt}kv_sdpa`, shape());
     this.key = kernelKey(`f32_${p.fmt}kv_sdpa`, shape(p.window));
-    this.pipeline = cache.get(this.pipelineKey, () => attentionSource(p));
+    this.pipeline = cache.get(kernelKey(`f32_${p.fmt}kv_sdpa`, shape()), () => attentionSource(p));
   }
 
   /** step: a Step whose window is this kernel's (writeStep); q f32 [T, qStride] (after RoPE); sinks: raw bf16 [H]; out f32 [T, H*D]. */

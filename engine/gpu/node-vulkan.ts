@@ -29,9 +29,12 @@ function chosenDrivers(): string[] {
   return list.split(process.platform === 'win32' ? ';' : ':').filter(Boolean);
 }
 
+/** The Dawn flag for SwiftShader: workgroup memory zeroed by Tint (Chromium: `--` + this). */
+export const SWIFTSHADER_DAWN_FLAG = 'disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension';
+
 /** Dawn instance flags (npm webgpu `create(flags)`) for the chosen Vulkan driver. */
 export function dawnFlags(): string[] {
   const drivers = chosenDrivers();
   const swiftshaderOnly = drivers.length > 0 && drivers.every((d) => /swiftshader/i.test(d));
-  return swiftshaderOnly ? ['disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension'] : [];
+  return swiftshaderOnly ? [SWIFTSHADER_DAWN_FLAG] : [];
 }

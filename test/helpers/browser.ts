@@ -13,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type LaunchOptions as PuppeteerLaunchOptions, type Page } from 'puppeteer-core';
+import { SWIFTSHADER_DAWN_FLAG } from '../../engine/gpu/node-vulkan.ts';
 
 export type BrowserName = 'chromium' | 'firefox';
 
@@ -51,7 +52,7 @@ export const CHROMIUM_WEBGPU_FLAGS = [
   '--disable-vulkan-surface',
   // Workgroup memory zeroed by Tint's code rather than by SwiftShader's compile of the zero
   // initializers (engine/gpu/node-vulkan.ts, dawnFlags: seconds per kernel): the same zeroing.
-  '--disable-dawn-features=use_vulkan_zero_initialize_workgroup_memory_extension',
+  `--${SWIFTSHADER_DAWN_FLAG}`,
 ];
 
 /** A browser without WebGPU, as on a machine or browser that lacks it. */
