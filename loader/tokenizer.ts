@@ -59,7 +59,7 @@ export class MergeRanks {
   constructor(private readonly merges: Merge[]) {}
 
   get(key: string): number | undefined {
-    if (this.done < this.merges.length) this.index(this.merges.length);
+    if (!this.complete) this.index(this.merges.length);
     return this.map.get(key);
   }
 
